@@ -1,0 +1,150 @@
+/* fs.h - state shared by the FUSE front end: the mount, its nodes (one per
+ * kernel inode) and open-file handles. Ops live in ops.c (dispatch), posix.c
+ * (files of SOURCE) and sysv.c (the System V directory).
+ *
+ * Lock order: node->lock, then inode_table.lock; never the other way round.
+ * Handles have their own locks (pmap) and take no other lock while held. */
+#ifndef SHMFS_FS_H
+#define SHMFS_FS_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pmap.h"
+
+enum node_kind {
+	NODE_POSIX,    /* a file, link or directory of SOURCE (the root too) */
+	NODE_SYSV_DIR, /* the System V directory */
+	NODE_SYSV_SEG, /* one System V segment (or one being created) */
+};
+
+struct sysv_pending;
+
+struct node {
+	enum node_kind kind;
+	uint64_t nlookup;       /* kernel references; inode_table.lock */
+	struct node *hash_next; /* inode_table.lock */
+
+	/* NODE_POSIX: an O_PATH descriptor (owned), and the identity it had when
+	 * looked up, which is the key in the inode table. */
+	int fd;
+	dev_t dev;
+	ino_t ino;
+
+	/* NODE_SYSV_SEG: the segment, or shmid -1 while it is still being
+	 * created (then PENDING holds what was written so far). Both under lock. */
+	int shmid;
+	key_t key;
+	struct sysv_pending *pending;
+	pthread_mutex_t lock;
+};
+
+/* Nodes by identity: (dev, ino) for POSIX nodes, shmid for segments.
+ * A node lives while the kernel holds a reference to it (nlookup > 0). */
+struct inode_table {
+	pthread_mutex_t lock;
+	struct node **buckets; /* lock */
+	size_t nbuckets;       /* lock */
+	size_t count;          /* lock */
+};
+
+struct shmfs {
+	const char *source;      /* the backing directory, as given */
+	char *sysvdir;           /* name of the System V directory under the root */
+	int debug;
+	double timeout;          /* entry and attribute timeout, seconds */
+	struct node root;        /* FUSE_ROOT_ID; fd is SOURCE (O_PATH) */
+	struct node sysv_dir;    /* never forgotten */
+	struct timespec started; /* times of the System V directory */
+	struct inode_table table;
+	pthread_mutex_t pending_lock; /* the list below */
+	struct node *pending_head;    /* segments being created; see sysv.c */
+};
+
+static inline struct shmfs *shmfs_of(fuse_req_t req) { return fuse_req_userdata(req); }
+
+/* inode.c */
+int inode_table_init(struct inode_table *t);
+void inode_table_destroy(struct inode_table *t);
+/* The node for a FUSE inode number (nodes are addressed by pointer). */
+struct node *inode_node(struct shmfs *fs, fuse_ino_t ino);
+fuse_ino_t inode_number(struct shmfs *fs, struct node *n);
+/* Find or add the node of a POSIX object and take one kernel reference.
+ * FD (O_PATH) is adopted by a new node, or closed if the node existed.
+ * Returns NULL (and closes FD) when out of memory. */
+struct node *inode_get_posix(struct inode_table *t, int fd, dev_t dev, ino_t ino);
+/* Find or add the node of a segment and take one kernel reference. */
+struct node *inode_get_sysv(struct inode_table *t, int shmid, key_t key);
+/* Add an existing (pending) segment node under SHMID once it exists. */
+void inode_rekey_sysv(struct inode_table *t, struct node *n, int shmid);
+/* Take one more kernel reference on a live node; returns 0 (and takes
+ * nothing) if the node's last reference is already being dropped. */
+int inode_ref(struct inode_table *t, struct node *n);
+/* Drop NLOOKUP kernel references; frees the node at zero. */
+void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup);
+/* A node that is in no table yet (a segment being created), one reference. */
+struct node *inode_new_sysv_pending(key_t key);
+
+/* A handle of an open raw file (fi->fh). */
+struct handle {
+	struct node *node;
+	struct pmap map;   /* POSIX: the open descriptor and the daemon's mapping */
+	void *shm_addr;    /* System V: the daemon's attachment, or NULL */
+	size_t shm_size;
+	int writable;
+};
+
+/* posix.c: ops on files of SOURCE */
+void posix_lookup(fuse_req_t req, struct node *parent, const char *name);
+int posix_entry(struct shmfs *fs, struct node *parent, const char *name,
+		struct fuse_entry_param *e);
+void posix_getattr(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
+void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,
+		   struct fuse_file_info *fi);
+void posix_readlink(fuse_req_t req, struct node *n);
+void posix_mknod(fuse_req_t req, struct node *parent, const char *name, mode_t mode, dev_t rdev);
+void posix_mkdir(fuse_req_t req, struct node *parent, const char *name, mode_t mode);
+void posix_symlink(fuse_req_t req, const char *target, struct node *parent, const char *name);
+void posix_link(fuse_req_t req, struct node *n, struct node *newparent, const char *newname);
+void posix_unlink(fuse_req_t req, struct node *parent, const char *name, int flags);
+void posix_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
+		  const char *newname, unsigned int flags);
+void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
+void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t mode,
+		  struct fuse_file_info *fi);
+void posix_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
+void posix_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
+void posix_fsync(fuse_req_t req, struct handle *h, int datasync);
+void posix_release(struct handle *h);
+int posix_list(struct shmfs *fs, struct node *dir, void *snapshot);
+
+/* sysv.c: the System V directory and its segments */
+void sysv_dir_lookup(fuse_req_t req, const char *name);
+void sysv_dir_stat(struct shmfs *fs, struct stat *st);
+void sysv_seg_getattr(fuse_req_t req, struct node *n);
+void sysv_seg_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,
+		      struct fuse_file_info *fi);
+void sysv_seg_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
+void sysv_seg_create(fuse_req_t req, const char *name, mode_t mode, struct fuse_file_info *fi);
+void sysv_seg_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
+void sysv_seg_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
+int sysv_seg_flush(struct handle *h);
+void sysv_seg_release(struct shmfs *fs, struct handle *h);
+void sysv_dir_unlink(fuse_req_t req, const char *name);
+int sysv_list(void *snapshot);
+void sysv_node_free(struct node *n);
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops shmfs_ops;
+/* Whether the root shows the System V directory (SOURCE has no entry of that name). */
+int shmfs_sysv_visible(struct shmfs *fs);
+
+/* dirsnap (ops.c): a directory listing taken at opendir, so offsets are
+ * indexes and stay valid whatever happens to the directory meanwhile. */
+int dirsnap_add(void *snapshot, const char *name, ino_t ino, mode_t type);
+
+#endif

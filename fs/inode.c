@@ -1,0 +1,234 @@
+/* inode.c - how FUSE inode numbers are made.
+ *
+ * The kernel addresses every inode by a 64-bit node id that the daemon hands
+ * out in LOOKUP replies and takes back with FORGET. shmfs uses the address of
+ * a struct node as that id (the root is FUSE_ROOT_ID, mapped to fs->root), so
+ * turning an id back into a node costs nothing. A node stays allocated while
+ * the kernel holds references (nlookup > 0); the table below makes sure one
+ * object gets one node: POSIX objects are keyed by (st_dev, st_ino) of the
+ * backing file, System V segments by shmid (a re-created segment gets a new
+ * shmid, hence a new node, so a stale inode can never reach the new memory).
+ * The st_ino a user sees is the backing inode number (POSIX) or a number
+ * derived from the shmid (see sysv_ino), never the node id. */
+#define _GNU_SOURCE
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "sysv.h"
+
+static size_t bucket_of(const struct inode_table *t, enum node_kind kind, uint64_t a, uint64_t b)
+{
+	uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b + 0x632be59bd9b4e019ull + (uint64_t)kind);
+	h ^= h >> 29;
+	return (size_t)(h & (t->nbuckets - 1));
+}
+
+int inode_table_init(struct inode_table *t)
+{
+	t->nbuckets = 1024;
+	t->count = 0;
+	t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
+	if (!t->buckets)
+		return -ENOMEM;
+	return -pthread_mutex_init(&t->lock, NULL);
+}
+
+static void node_free(struct node *n)
+{
+	if (n->kind == NODE_POSIX && n->fd >= 0)
+		close(n->fd);
+	if (n->kind == NODE_SYSV_SEG)
+		sysv_node_free(n);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+void inode_table_destroy(struct inode_table *t)
+{
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct node *n = t->buckets[i];
+		while (n) {
+			struct node *next = n->hash_next;
+			node_free(n);
+			n = next;
+		}
+	}
+	free(t->buckets);
+	pthread_mutex_destroy(&t->lock);
+}
+
+static uint64_t key_a(const struct node *n)
+{
+	return n->kind == NODE_POSIX ? (uint64_t)n->dev : (uint64_t)(uint32_t)n->shmid;
+}
+static uint64_t key_b(const struct node *n) { return n->kind == NODE_POSIX ? (uint64_t)n->ino : 0; }
+
+/* Double the bucket array when the table gets crowded; caller holds lock.
+ * Failure to grow is harmless (chains just get longer). */
+static void maybe_grow(struct inode_table *t)
+{
+	if (t->count < t->nbuckets * 2)
+		return;
+	size_t old_n = t->nbuckets;
+	struct node **old = t->buckets;
+	struct node **nb = calloc(old_n * 2, sizeof *nb);
+	if (!nb)
+		return;
+	t->buckets = nb;
+	t->nbuckets = old_n * 2;
+	for (size_t i = 0; i < old_n; i++) {
+		struct node *n = old[i];
+		while (n) {
+			struct node *next = n->hash_next;
+			size_t b = bucket_of(t, n->kind, key_a(n), key_b(n));
+			n->hash_next = nb[b];
+			nb[b] = n;
+			n = next;
+		}
+	}
+	free(old);
+}
+
+static void insert(struct inode_table *t, struct node *n)
+{
+	size_t b = bucket_of(t, n->kind, key_a(n), key_b(n));
+	n->hash_next = t->buckets[b];
+	t->buckets[b] = n;
+	t->count++;
+	maybe_grow(t);
+}
+
+static void unlink_node(struct inode_table *t, struct node *n)
+{
+	size_t b = bucket_of(t, n->kind, key_a(n), key_b(n));
+	for (struct node **pp = &t->buckets[b]; *pp; pp = &(*pp)->hash_next) {
+		if (*pp == n) {
+			*pp = n->hash_next;
+			t->count--;
+			return;
+		}
+	}
+}
+
+static struct node *node_alloc(enum node_kind kind)
+{
+	struct node *n = calloc(1, sizeof *n);
+	if (!n)
+		return NULL;
+	n->kind = kind;
+	n->fd = -1;
+	n->shmid = -1;
+	pthread_mutex_init(&n->lock, NULL);
+	return n;
+}
+
+struct node *inode_node(struct shmfs *fs, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return &fs->root;
+	return (struct node *)(uintptr_t)ino;
+}
+
+fuse_ino_t inode_number(struct shmfs *fs, struct node *n)
+{
+	return n == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+
+struct node *inode_get_posix(struct inode_table *t, int fd, dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t b = bucket_of(t, NODE_POSIX, (uint64_t)dev, (uint64_t)ino);
+	for (struct node *n = t->buckets[b]; n; n = n->hash_next) {
+		if (n->kind == NODE_POSIX && n->dev == dev && n->ino == ino) {
+			n->nlookup++;
+			pthread_mutex_unlock(&t->lock);
+			close(fd);
+			return n;
+		}
+	}
+	struct node *n = node_alloc(NODE_POSIX);
+	if (!n) {
+		pthread_mutex_unlock(&t->lock);
+		close(fd);
+		return NULL;
+	}
+	n->fd = fd;
+	n->dev = dev;
+	n->ino = ino;
+	n->nlookup = 1;
+	insert(t, n);
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct node *inode_get_sysv(struct inode_table *t, int shmid, key_t key)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t b = bucket_of(t, NODE_SYSV_SEG, (uint64_t)(uint32_t)shmid, 0);
+	for (struct node *n = t->buckets[b]; n; n = n->hash_next) {
+		if (n->kind == NODE_SYSV_SEG && n->shmid == shmid) {
+			n->nlookup++;
+			pthread_mutex_unlock(&t->lock);
+			return n;
+		}
+	}
+	struct node *n = node_alloc(NODE_SYSV_SEG);
+	if (n) {
+		n->shmid = shmid;
+		n->key = key;
+		n->nlookup = 1;
+		insert(t, n);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct node *inode_new_sysv_pending(key_t key)
+{
+	struct node *n = node_alloc(NODE_SYSV_SEG);
+	if (n) {
+		n->key = key;
+		n->nlookup = 1;
+	}
+	return n;
+}
+
+void inode_rekey_sysv(struct inode_table *t, struct node *n, int shmid)
+{
+	pthread_mutex_lock(&t->lock);
+	n->shmid = shmid;
+	insert(t, n);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int inode_ref(struct inode_table *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	int live = n->nlookup > 0;
+	if (live)
+		n->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+	return live;
+}
+
+void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup)
+{
+	if (n == &fs->root || n == &fs->sysv_dir)
+		return;
+	struct inode_table *t = &fs->table;
+	pthread_mutex_lock(&t->lock);
+	if (n->nlookup > nlookup) {
+		n->nlookup -= nlookup;
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	n->nlookup = 0;
+	/* A segment node that never got its shmid is in no bucket. */
+	if (n->kind == NODE_POSIX || n->shmid >= 0)
+		unlink_node(t, n);
+	pthread_mutex_unlock(&t->lock);
+	node_free(n);
+}

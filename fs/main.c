@@ -1,0 +1,270 @@
+/* main.c - the shmfs daemon: options, mount, and the multithreaded session
+ * loop. Usage: shmfs [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT; also called
+ * by mount.fuse3 as shmfs SOURCE MOUNTPOINT -o OPTIONS. */
+#define _GNU_SOURCE
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct options {
+	char *source;
+	char *mountpoint;
+	char *sysvdir;
+	int foreground;
+	int debug;
+	int single_thread;
+	int help;
+	int version;
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE };
+
+#define OPT(t, p) {t, offsetof(struct options, p), 1}
+static const struct fuse_opt option_spec[] = {
+	OPT("sysvdir=%s", sysvdir),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_END,
+};
+
+static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+	(void)outargs;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->source) {
+			o->source = strdup(arg);
+			return 0;
+		}
+		if (!o->mountpoint) {
+			o->mountpoint = strdup(arg);
+			return 0;
+		}
+		fprintf(stderr, "shmfs: too many arguments: %s\n", arg);
+		return -1;
+	case KEY_HELP: o->help = 1; return 0;
+	case KEY_VERSION: o->version = 1; return 0;
+	case KEY_FOREGROUND: o->foreground = 1; return 0;
+	case KEY_DEBUG: o->debug = 1; o->foreground = 1; return 1; /* libfuse traces too */
+	case KEY_SINGLE: o->single_thread = 1; return 0;
+	default: return 1;
+	}
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT\n"
+	       "\n"
+	       "Show shared memory as files: every POSIX shared-memory object of SOURCE\n"
+	       "(default /dev/shm) and every System V segment (in MOUNTPOINT/sysv/).\n"
+	       "\n"
+	       "  -f                 stay in the foreground, log to stderr\n"
+	       "  -d                 debug: -f plus a trace of every request\n"
+	       "  -h, --help         this text\n"
+	       "  -V, --version      the version\n"
+	       "  -o sysvdir=NAME    name of the System V directory (default sysv)\n"
+	       "  -o allow_other     let other users use the mount (their own\n"
+	       "                     permissions still apply: default_permissions is\n"
+	       "                     always on)\n"
+	       "  -o OPTION          any other FUSE mount option\n"
+	       "\n"
+	       "Also: mount -t fuse.shmfs SOURCE MOUNTPOINT\n",
+	       prog);
+}
+
+static void syslog_sink(enum shm_log_level level, const char *line)
+{
+	syslog((int)level, "%s", line);
+}
+
+static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	vsnprintf(line, sizeof line, fmt, ap);
+	size_t len = strlen(line);
+	if (len && line[len - 1] == '\n')
+		line[len - 1] = '\0';
+	shm_log(level <= FUSE_LOG_ERR ? SHM_LOG_ERR
+		: level == FUSE_LOG_WARNING ? SHM_LOG_WARN
+		: level <= FUSE_LOG_INFO ? SHM_LOG_INFO : SHM_LOG_DEBUG, "%s", line);
+}
+
+/* Nodes hold descriptors: allow as many as the hard limit does. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int shmfs_init_state(struct shmfs *fs, const struct options *o)
+{
+	memset(fs, 0, sizeof *fs);
+	fs->source = o->source;
+	fs->sysvdir = o->sysvdir ? o->sysvdir : strdup("sysv");
+	fs->debug = o->debug;
+	fs->timeout = 0.0;
+	clock_gettime(CLOCK_REALTIME, &fs->started);
+	if (!fs->sysvdir || !*fs->sysvdir || strchr(fs->sysvdir, '/') ||
+	    !strcmp(fs->sysvdir, ".") || !strcmp(fs->sysvdir, "..")) {
+		fprintf(stderr, "shmfs: sysvdir must be a plain file name\n");
+		return -1;
+	}
+	fs->root.kind = NODE_POSIX;
+	fs->root.nlookup = 2;
+	fs->root.fd = open(o->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs->root.fd < 0) {
+		fprintf(stderr, "shmfs: %s: %s\n", o->source, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	fstat(fs->root.fd, &st);
+	fs->root.dev = st.st_dev;
+	fs->root.ino = st.st_ino;
+	pthread_mutex_init(&fs->root.lock, NULL);
+	fs->sysv_dir.kind = NODE_SYSV_DIR;
+	fs->sysv_dir.fd = -1;
+	fs->sysv_dir.shmid = -1;
+	pthread_mutex_init(&fs->sysv_dir.lock, NULL);
+	pthread_mutex_init(&fs->pending_lock, NULL);
+	if (inode_table_init(&fs->table) < 0) {
+		fprintf(stderr, "shmfs: out of memory\n");
+		return -1;
+	}
+	if (!shmfs_sysv_visible(fs))
+		shm_log(SHM_LOG_INFO,
+			"%s has its own entry '%s', which is shown as itself; System V segments "
+			"are not shown: choose another name for their directory with "
+			"-o sysvdir=NAME",
+			o->source, fs->sysvdir);
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = {0};
+	struct shmfs fs;
+	struct fuse_session *se = NULL;
+	int ret = 1;
+
+	if (fuse_opt_parse(&args, &o, option_spec, option_proc) < 0)
+		goto out_args;
+	if (o.help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out_args;
+	}
+	if (o.version) {
+		printf("shmfs %s (libfuse %s)\n", SHMFS_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out_args;
+	}
+	if (o.source && !o.mountpoint) { /* one argument: the mount point */
+		o.mountpoint = o.source;
+		o.source = NULL;
+	}
+	if (!o.mountpoint) {
+		fprintf(stderr, "shmfs: no mount point given (try --help)\n");
+		goto out_args;
+	}
+	if (!o.source)
+		o.source = strdup("/dev/shm");
+	char *real_source = realpath(o.source, NULL);
+	if (!real_source) {
+		fprintf(stderr, "shmfs: %s: %s\n", o.source, strerror(errno));
+		goto out_args;
+	}
+	free(o.source);
+	o.source = real_source;
+
+	shm_log_set_debug(o.debug);
+	fuse_set_log_func(fuse_log_to_ours);
+	raise_fd_limit();
+	if (shmfs_init_state(&fs, &o) < 0)
+		goto out_args;
+
+	/* default_permissions always: the daemon is root, the kernel must check
+	 * every caller against the segment's own mode and owner. */
+	if (fuse_opt_add_arg(&args, "-odefault_permissions,subtype=shmfs,max_read=1048576") < 0)
+		goto out_state;
+	{
+		char *fsname = NULL;
+		if (fuse_opt_add_opt_escaped(&fsname, o.source) < 0)
+			goto out_state;
+		char *opt = NULL;
+		if (asprintf(&opt, "-ofsname=%s", fsname) < 0) {
+			free(fsname);
+			goto out_state;
+		}
+		free(fsname);
+		fuse_opt_add_arg(&args, opt);
+		free(opt);
+	}
+
+	se = fuse_session_new(&args, &shmfs_ops, sizeof shmfs_ops, &fs);
+	if (!se)
+		goto out_state;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, o.mountpoint) != 0)
+		goto out_signals;
+	if (!o.foreground) {
+		openlog("shmfs", LOG_PID, LOG_DAEMON);
+		shm_log_set_sink(syslog_sink);
+	}
+	if (fuse_daemonize(o.foreground) != 0)
+		goto out_unmount;
+	shm_log(SHM_LOG_INFO, "serving %s at %s", o.source, o.mountpoint);
+
+	if (o.single_thread) {
+		ret = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+		if (!cfg)
+			goto out_unmount;
+		fuse_loop_cfg_set_clone_fd(cfg, 1);
+		fuse_loop_cfg_set_max_threads(cfg, 16);
+		fuse_loop_cfg_set_idle_threads(cfg, 4);
+		ret = fuse_session_loop_mt(se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
+	ret = ret ? 1 : 0;
+
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_state:
+	inode_table_destroy(&fs.table);
+	close(fs.root.fd);
+	free(fs.sysvdir);
+out_args:
+	free(o.source);
+	free(o.mountpoint);
+	fuse_opt_free_args(&args);
+	return ret;
+}

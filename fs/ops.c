@@ -1,0 +1,423 @@
+/* ops.c - the FUSE low-level ops table: each op finds its node and hands the
+ * request to the backend that owns it (posix.c for files of SOURCE, sysv.c
+ * for the System V directory). Every op replies exactly once. */
+#define _GNU_SOURCE
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sysv.h"
+
+#define NODE(req, ino) inode_node(shmfs_of(req), (ino))
+#define HANDLE(fi) ((struct handle *)(uintptr_t)(fi)->fh)
+
+int shmfs_sysv_visible(struct shmfs *fs)
+{
+	struct stat st;
+	return fstatat(fs->root.fd, fs->sysvdir, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+}
+
+static int is_sysv_name(fuse_req_t req, struct node *parent, const char *name)
+{
+	struct shmfs *fs = shmfs_of(req);
+	return parent == &fs->root && strcmp(name, fs->sysvdir) == 0 && shmfs_sysv_visible(fs);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* O_TRUNC arrives with OPEN, so a segment (fixed size) can ignore it
+	 * instead of receiving a separate truncate to 0. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Shared memory changes behind the kernel's back: no write-back cache,
+	 * no splice (slower than a plain copy here), no readdirplus (entries
+	 * are never cached, so it would only add work). */
+	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+			FUSE_CAP_SPLICE_MOVE | FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	conn->max_write = 1 << 20;
+	conn->max_read = 1 << 20;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct shmfs *fs = shmfs_of(req);
+	struct node *p = NODE(req, parent);
+	switch (p->kind) {
+	case NODE_POSIX:
+		if (is_sysv_name(req, p, name)) {
+			struct fuse_entry_param e = {.ino = inode_number(fs, &fs->sysv_dir),
+						     .attr_timeout = fs->timeout,
+						     .entry_timeout = fs->timeout};
+			sysv_dir_stat(fs, &e.attr);
+			return (void)fuse_reply_entry(req, &e);
+		}
+		return posix_lookup(req, p, name);
+	case NODE_SYSV_DIR:
+		return sysv_dir_lookup(req, name);
+	default:
+		return (void)fuse_reply_err(req, ENOTDIR);
+	}
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inode_forget(shmfs_of(req), NODE(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		inode_forget(shmfs_of(req), NODE(req, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct shmfs *fs = shmfs_of(req);
+	struct node *n = NODE(req, ino);
+	switch (n->kind) {
+	case NODE_POSIX:
+		return posix_getattr(req, n, fi);
+	case NODE_SYSV_DIR: {
+		struct stat st;
+		sysv_dir_stat(fs, &st);
+		return (void)fuse_reply_attr(req, &st, fs->timeout);
+	}
+	case NODE_SYSV_SEG:
+		return sysv_seg_getattr(req, n);
+	}
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct node *n = NODE(req, ino);
+	switch (n->kind) {
+	case NODE_POSIX:
+		return posix_setattr(req, n, attr, to_set, fi);
+	case NODE_SYSV_SEG:
+		return sysv_seg_setattr(req, n, attr, to_set, fi);
+	default:
+		return (void)fuse_reply_err(req, EPERM);
+	}
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct node *n = NODE(req, ino);
+	if (n->kind != NODE_POSIX)
+		return (void)fuse_reply_err(req, EINVAL);
+	posix_readlink(req, n);
+}
+
+/* Operations that make a new name: only SOURCE's directories take them. */
+static struct node *posix_parent(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct node *p = NODE(req, parent);
+	if (p->kind == NODE_SYSV_DIR) {
+		fuse_reply_err(req, EPERM);
+		return NULL;
+	}
+	if (is_sysv_name(req, p, name)) {
+		fuse_reply_err(req, EEXIST);
+		return NULL;
+	}
+	return p;
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct node *p = posix_parent(req, parent, name);
+	if (p)
+		posix_mknod(req, p, name, mode, rdev);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct node *p = posix_parent(req, parent, name);
+	if (p)
+		posix_mkdir(req, p, name, mode);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct node *p = posix_parent(req, parent, name);
+	if (p)
+		posix_symlink(req, link, p, name);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct node *n = NODE(req, ino);
+	struct node *p = NODE(req, newparent);
+	if (n->kind != NODE_POSIX || p->kind != NODE_POSIX)
+		return (void)fuse_reply_err(req, EXDEV);
+	if (is_sysv_name(req, p, newname))
+		return (void)fuse_reply_err(req, EEXIST);
+	posix_link(req, n, p, newname);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct node *p = NODE(req, parent);
+	if (p->kind == NODE_SYSV_DIR)
+		return sysv_dir_unlink(req, name);
+	if (is_sysv_name(req, p, name))
+		return (void)fuse_reply_err(req, EISDIR);
+	posix_unlink(req, p, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct node *p = NODE(req, parent);
+	if (p->kind == NODE_SYSV_DIR)
+		return (void)fuse_reply_err(req, ENOTDIR);
+	if (is_sysv_name(req, p, name))
+		return (void)fuse_reply_err(req, EBUSY);
+	posix_unlink(req, p, name, AT_REMOVEDIR);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct node *p = NODE(req, parent);
+	struct node *np = NODE(req, newparent);
+	/* Segments have names the kernel gives them: mv copies instead. */
+	if (p->kind != NODE_POSIX || np->kind != NODE_POSIX)
+		return (void)fuse_reply_err(req, EXDEV);
+	if (is_sysv_name(req, p, name) || is_sysv_name(req, np, newname))
+		return (void)fuse_reply_err(req, EBUSY);
+	posix_rename(req, p, name, np, newname, flags);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node *n = NODE(req, ino);
+	switch (n->kind) {
+	case NODE_POSIX:
+		return posix_open(req, n, fi);
+	case NODE_SYSV_SEG:
+		return sysv_seg_open(req, n, fi);
+	default:
+		return (void)fuse_reply_err(req, EISDIR);
+	}
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct node *p = NODE(req, parent);
+	if (p->kind == NODE_SYSV_DIR)
+		return sysv_seg_create(req, name, mode, fi);
+	if (is_sysv_name(req, p, name))
+		return (void)fuse_reply_err(req, EISDIR);
+	posix_create(req, p, name, mode, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct handle *h = HANDLE(fi);
+	if (h->node->kind == NODE_SYSV_SEG)
+		return sysv_seg_read(req, h, size, off);
+	posix_read(req, h, size, off);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct handle *h = HANDLE(fi);
+	if (h->node->kind == NODE_SYSV_SEG)
+		return sysv_seg_write(req, h, buf, size, off);
+	posix_write(req, h, buf, size, off);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct handle *h = HANDLE(fi);
+	int rc = h->node->kind == NODE_SYSV_SEG ? sysv_seg_flush(h) : 0;
+	fuse_reply_err(req, -rc);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct handle *h = HANDLE(fi);
+	if (h->node->kind == NODE_SYSV_SEG)
+		sysv_seg_release(shmfs_of(req), h);
+	else
+		posix_release(h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct handle *h = HANDLE(fi);
+	/* A segment is memory: there is nothing to write back. */
+	if (h->node->kind == NODE_SYSV_SEG)
+		return (void)fuse_reply_err(req, 0);
+	posix_fsync(req, h, datasync);
+}
+
+/* A directory listing taken at opendir. */
+struct dirsnap_entry {
+	ino_t ino;
+	mode_t type;
+	char *name;
+};
+struct dirsnap {
+	struct dirsnap_entry *entries;
+	size_t count, cap;
+};
+
+int dirsnap_add(void *snapshot, const char *name, ino_t ino, mode_t type)
+{
+	struct dirsnap *d = snapshot;
+	if (d->count == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		struct dirsnap_entry *e = realloc(d->entries, cap * sizeof *e);
+		if (!e)
+			return -ENOMEM;
+		d->entries = e;
+		d->cap = cap;
+	}
+	char *copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	d->entries[d->count++] = (struct dirsnap_entry){ino, type, copy};
+	return 0;
+}
+
+static void dirsnap_free(struct dirsnap *d)
+{
+	for (size_t i = 0; i < d->count; i++)
+		free(d->entries[i].name);
+	free(d->entries);
+	free(d);
+}
+
+static int dirsnap_fill(struct shmfs *fs, struct node *n, struct dirsnap *d)
+{
+	if (n->kind == NODE_SYSV_DIR) {
+		int rc = dirsnap_add(d, ".", sysv_ino(-1), S_IFDIR);
+		if (rc == 0)
+			rc = dirsnap_add(d, "..", 1, S_IFDIR);
+		return rc ? rc : sysv_list(d);
+	}
+	int rc = posix_list(fs, n, d);
+	if (rc == 0 && n == &fs->root && shmfs_sysv_visible(fs))
+		rc = dirsnap_add(d, fs->sysvdir, sysv_ino(-1), S_IFDIR);
+	return rc;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct shmfs *fs = shmfs_of(req);
+	struct node *n = NODE(req, ino);
+	if (n->kind == NODE_SYSV_SEG)
+		return (void)fuse_reply_err(req, ENOTDIR);
+	struct dirsnap *d = calloc(1, sizeof *d);
+	if (!d)
+		return (void)fuse_reply_err(req, ENOMEM);
+	int rc = dirsnap_fill(fs, n, d);
+	if (rc < 0) {
+		dirsnap_free(d);
+		return (void)fuse_reply_err(req, -rc);
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dirsnap_free(d);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	size_t used = 0;
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->count; i++) {
+		struct stat st = {.st_ino = d->entries[i].ino, .st_mode = d->entries[i].type};
+		size_t len = fuse_add_direntry(req, buf + used, size - used, d->entries[i].name,
+					       &st, (off_t)(i + 1));
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	dirsnap_free((struct dirsnap *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino, (void)datasync, (void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs sv;
+	if (fstatvfs(shmfs_of(req)->root.fd, &sv) < 0)
+		return (void)fuse_reply_err(req, errno);
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	/* default_permissions: the kernel has checked the mode bits already. */
+	(void)ino, (void)mask;
+	fuse_reply_err(req, 0);
+}
+
+const struct fuse_lowlevel_ops shmfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.access = op_access,
+};

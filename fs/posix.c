@@ -1,0 +1,365 @@
+/* posix.c - ops on the files of SOURCE: every regular file, symlink and
+ * directory of the backing directory, as itself. Nodes hold O_PATH
+ * descriptors, so an object renamed or removed by another process keeps its
+ * node; paths are never stored. The kernel has already checked permissions
+ * (default_permissions) against the backing file's own mode and owner. */
+#define _GNU_SOURCE
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Path that reopens an O_PATH descriptor with real access modes. */
+static void proc_path(char buf[64], int fd) { snprintf(buf, 64, "/proc/self/fd/%d", fd); }
+
+int posix_entry(struct shmfs *fs, struct node *parent, const char *name,
+		struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof *e);
+	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	struct node *n = inode_get_posix(&fs->table, fd, e->attr.st_dev, e->attr.st_ino);
+	if (!n)
+		return -ENOMEM;
+	e->ino = inode_number(fs, n);
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
+}
+
+void posix_lookup(fuse_req_t req, struct node *parent, const char *name)
+{
+	struct shmfs *fs = shmfs_of(req);
+	struct fuse_entry_param e;
+	int rc = posix_entry(fs, parent, name, &e);
+	if (rc == -ENOENT) {
+		/* A negative entry with the same timeout: a file that appears in
+		 * SOURCE shows up as soon as the positive ones would. */
+		memset(&e, 0, sizeof e);
+		e.entry_timeout = fs->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void posix_getattr(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	struct stat st;
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	int rc = h ? fstat(h->map.fd, &st)
+		   : fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, errno);
+	fuse_reply_attr(req, &st, shmfs_of(req)->timeout);
+}
+
+void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,
+		   struct fuse_file_info *fi)
+{
+	char path[64];
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	int rc;
+	struct stat st;
+
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return (void)fuse_reply_err(req, errno);
+	proc_path(path, n->fd);
+
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		if (S_ISLNK(st.st_mode))
+			return (void)fuse_reply_err(req, EOPNOTSUPP);
+		rc = h ? fchmod(h->map.fd, attr->st_mode) : chmod(path, attr->st_mode);
+		if (rc < 0)
+			return (void)fuse_reply_err(req, errno);
+	}
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return (void)fuse_reply_err(req, errno);
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (!S_ISREG(st.st_mode))
+			return (void)fuse_reply_err(req, S_ISDIR(st.st_mode) ? EISDIR : EINVAL);
+		int fd = h ? h->map.fd : open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return (void)fuse_reply_err(req, errno);
+		rc = pmap_resize_fd(fd, attr->st_size);
+		if (!h)
+			close(fd);
+		if (rc < 0) {
+			if (rc == -ENOSPC)
+				shm_log(SHM_LOG_WARN, "%s: no space to grow an object to %lld bytes",
+					shmfs_of(req)->source, (long long)attr->st_size);
+			return (void)fuse_reply_err(req, -rc);
+		}
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		if (S_ISLNK(st.st_mode))
+			rc = -1, errno = EPERM; /* no way to name a link by descriptor */
+		else
+			rc = h ? futimens(h->map.fd, tv) : utimensat(AT_FDCWD, path, tv, 0);
+		if (rc < 0)
+			return (void)fuse_reply_err(req, errno);
+	}
+	posix_getattr(req, n, fi);
+}
+
+void posix_readlink(fuse_req_t req, struct node *n)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t len = readlinkat(n->fd, "", buf, sizeof buf);
+	if (len < 0)
+		return (void)fuse_reply_err(req, errno);
+	if ((size_t)len >= sizeof buf)
+		return (void)fuse_reply_err(req, ENAMETOOLONG);
+	buf[len] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* Give a new object to the user who asked for it: the daemon runs as root. */
+static int chown_to_caller(fuse_req_t req, int dirfd, const char *name)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	if (ctx->uid == 0 && ctx->gid == 0)
+		return 0;
+	return fchownat(dirfd, name, ctx->uid, ctx->gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* Reply with the entry of a just-made object, or undo it if that fails. */
+static void reply_new_entry(fuse_req_t req, struct node *parent, const char *name, int isdir)
+{
+	struct fuse_entry_param e;
+	int rc = chown_to_caller(req, parent->fd, name);
+	if (rc == 0)
+		rc = posix_entry(shmfs_of(req), parent, name, &e);
+	if (rc < 0) {
+		unlinkat(parent->fd, name, isdir ? AT_REMOVEDIR : 0);
+		return (void)fuse_reply_err(req, -rc);
+	}
+	fuse_reply_entry(req, &e);
+}
+
+void posix_mknod(fuse_req_t req, struct node *parent, const char *name, mode_t mode, dev_t rdev)
+{
+	/* Shared memory is regular files; devices and FIFOs have no place here. */
+	if (!S_ISREG(mode))
+		return (void)fuse_reply_err(req, EPERM);
+	if (mknodat(parent->fd, name, mode, rdev) < 0)
+		return (void)fuse_reply_err(req, errno);
+	reply_new_entry(req, parent, name, 0);
+}
+
+void posix_mkdir(fuse_req_t req, struct node *parent, const char *name, mode_t mode)
+{
+	if (mkdirat(parent->fd, name, mode) < 0)
+		return (void)fuse_reply_err(req, errno);
+	reply_new_entry(req, parent, name, 1);
+}
+
+void posix_symlink(fuse_req_t req, const char *target, struct node *parent, const char *name)
+{
+	if (symlinkat(target, parent->fd, name) < 0)
+		return (void)fuse_reply_err(req, errno);
+	reply_new_entry(req, parent, name, 0);
+}
+
+void posix_link(fuse_req_t req, struct node *n, struct node *newparent, const char *newname)
+{
+	struct fuse_entry_param e;
+	if (linkat(n->fd, "", newparent->fd, newname, AT_EMPTY_PATH) < 0)
+		return (void)fuse_reply_err(req, errno);
+	int rc = posix_entry(shmfs_of(req), newparent, newname, &e);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
+	fuse_reply_entry(req, &e);
+}
+
+void posix_unlink(fuse_req_t req, struct node *parent, const char *name, int flags)
+{
+	fuse_reply_err(req, unlinkat(parent->fd, name, flags) < 0 ? errno : 0);
+}
+
+void posix_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
+		  const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, renameat2(parent->fd, name, newparent->fd, newname, flags) < 0 ? errno : 0);
+}
+
+/* Open flags for the daemon's own descriptor: the caller's access mode and
+ * O_APPEND (so appends land at the object's real end), nothing that would
+ * create, follow or block. O_TRUNC is honoured (atomic_o_trunc). */
+static int backing_flags(int flags)
+{
+	return (flags & (O_ACCMODE | O_APPEND | O_TRUNC)) | O_CLOEXEC;
+}
+
+static int handle_new(struct node *n, int fd, int flags, struct fuse_file_info *fi)
+{
+	struct handle *h = calloc(1, sizeof *h);
+	if (!h)
+		return -ENOMEM;
+	h->node = n;
+	h->writable = (flags & O_ACCMODE) != O_RDONLY;
+	int rc = pmap_init(&h->map, fd);
+	if (rc < 0) {
+		free(h);
+		return rc;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	/* direct_io: every read reaches the daemon, so reads are live (the
+	 * page cache would serve what it saw earlier). */
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	return 0;
+}
+
+void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	char path[64];
+	proc_path(path, n->fd);
+	int fd = open(path, backing_flags(fi->flags));
+	if (fd < 0)
+		return (void)fuse_reply_err(req, errno);
+	int rc = handle_new(n, fd, fi->flags, fi);
+	if (rc < 0) {
+		close(fd);
+		return (void)fuse_reply_err(req, -rc);
+	}
+	if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted: nobody will release */
+		posix_release((struct handle *)(uintptr_t)fi->fh);
+}
+
+void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t mode,
+		  struct fuse_file_info *fi)
+{
+	struct shmfs *fs = shmfs_of(req);
+	struct fuse_entry_param e;
+	int fd = openat(parent->fd, name,
+			backing_flags(fi->flags) | O_CREAT | O_NOFOLLOW | (fi->flags & O_EXCL),
+			mode & 07777);
+	if (fd < 0)
+		return (void)fuse_reply_err(req, errno);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	int rc = 0;
+	if ((ctx->uid || ctx->gid) && fchown(fd, ctx->uid, ctx->gid) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = posix_entry(fs, parent, name, &e);
+	if (rc == 0) {
+		rc = handle_new(inode_node(fs, e.ino), fd, fi->flags, fi);
+		if (rc < 0)
+			inode_forget(fs, inode_node(fs, e.ino), 1);
+	}
+	if (rc < 0) {
+		close(fd);
+		return (void)fuse_reply_err(req, -rc);
+	}
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		posix_release((struct handle *)(uintptr_t)fi->fh);
+		inode_forget(fs, inode_node(fs, e.ino), 1);
+	}
+}
+
+void posix_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	const void *p;
+	size_t n;
+	int rc = pmap_read_begin(&h->map, off, size, &p, &n);
+	if (rc == -EACCES || rc == -ENODEV) {
+		/* Write-only descriptor or unmappable file: read through the fd. */
+		char *buf = malloc(size ? size : 1);
+		if (!buf)
+			return (void)fuse_reply_err(req, ENOMEM);
+		ssize_t r = pread(h->map.fd, buf, size, off);
+		if (r < 0)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_buf(req, buf, (size_t)r);
+		free(buf);
+		return;
+	}
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
+	/* Reply straight from the object's pages: the one copy is the kernel's. */
+	fuse_reply_buf(req, p, n);
+	pmap_read_end(&h->map);
+}
+
+void posix_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
+{
+	ssize_t w = pmap_write(&h->map, buf, size, off);
+	if (w < 0) {
+		if (w == -ENOSPC)
+			shm_log_once(SHM_LOG_WARN, "%s: backing filesystem full (write refused)",
+				     shmfs_of(req)->source);
+		return (void)fuse_reply_err(req, (int)-w);
+	}
+	fuse_reply_write(req, (size_t)w);
+}
+
+void posix_fsync(fuse_req_t req, struct handle *h, int datasync)
+{
+	int rc = datasync ? fdatasync(h->map.fd) : fsync(h->map.fd);
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+void posix_release(struct handle *h)
+{
+	pmap_destroy(&h->map);
+	free(h);
+}
+
+int posix_list(struct shmfs *fs, struct node *dir, void *snapshot)
+{
+	int fd = openat(dir->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *dp = fdopendir(fd);
+	if (!dp) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	int rc = 0;
+	struct dirent *d;
+	while ((d = readdir(dp)) != NULL) {
+		/* The System V directory hides nothing: a real entry of that name
+		 * is listed as itself and the System V one is left out. */
+		mode_t type = (mode_t)DTTOIF(d->d_type);
+		rc = dirsnap_add(snapshot, d->d_name, d->d_ino, type);
+		if (rc < 0)
+			break;
+	}
+	closedir(dp);
+	(void)fs;
+	return rc;
+}

@@ -7,7 +7,9 @@
 #ifndef SHMFS_FS_H
 #define SHMFS_FS_H
 
+#ifndef FUSE_USE_VERSION
 #define FUSE_USE_VERSION 314
+#endif
 #include <fuse_lowlevel.h>
 
 #include <pthread.h>
@@ -40,6 +42,12 @@ struct node {
 	int shmid;
 	key_t key;
 	struct sysv_pending *pending;
+
+	/* Passthrough: the backing id every passthrough open of this inode must
+	 * share (the kernel refuses two different backing files on one inode),
+	 * and how many open handles use it. Both under lock. */
+	int backing_id;
+	int backing_users;
 	pthread_mutex_t lock;
 };
 
@@ -88,6 +96,11 @@ int inode_ref(struct inode_table *t, struct node *n);
 void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup);
 /* A node that is in no table yet (a segment being created), one reference. */
 struct node *inode_new_sysv_pending(key_t key);
+/* The node's backing id for a passthrough open, registering one with the fd
+ * OPEN_FD(N, ARG) returns (and then closes) if the node has none. Returns the
+ * id or -errno; each success is paired with inode_backing_put(). */
+int inode_backing_get(struct node *n, int (*open_fd)(struct node *n, void *arg), void *arg);
+void inode_backing_put(struct node *n);
 
 /* A handle of an open raw file (fi->fh). */
 struct handle {
@@ -96,6 +109,7 @@ struct handle {
 	void *shm_addr;    /* System V: the daemon's attachment, or NULL */
 	size_t shm_size;
 	int writable;
+	int passthrough;   /* holds a reference on node->backing_id */
 };
 
 /* posix.c: ops on files of SOURCE */

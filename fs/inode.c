@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "passthrough.h"
 #include "sysv.h"
 
 static size_t bucket_of(const struct inode_table *t, enum node_kind kind, uint64_t a, uint64_t b)
@@ -231,4 +232,34 @@ void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup)
 		unlink_node(t, n);
 	pthread_mutex_unlock(&t->lock);
 	node_free(n);
+}
+
+int inode_backing_get(struct node *n, int (*open_fd)(struct node *n, void *arg), void *arg)
+{
+	pthread_mutex_lock(&n->lock);
+	if (n->backing_id <= 0) {
+		int fd = open_fd(n, arg);
+		int id = fd < 0 ? fd : passthrough_backing_open(fd);
+		if (fd >= 0)
+			close(fd);
+		if (id < 0) {
+			pthread_mutex_unlock(&n->lock);
+			return id;
+		}
+		n->backing_id = id;
+	}
+	n->backing_users++;
+	int id = n->backing_id;
+	pthread_mutex_unlock(&n->lock);
+	return id;
+}
+
+void inode_backing_put(struct node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	if (--n->backing_users == 0) {
+		passthrough_backing_close(n->backing_id);
+		n->backing_id = 0;
+	}
+	pthread_mutex_unlock(&n->lock);
 }

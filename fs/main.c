@@ -17,11 +17,13 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "passthrough.h"
 
 struct options {
 	char *source;
 	char *mountpoint;
 	char *sysvdir;
+	char *passthrough;
 	int foreground;
 	int debug;
 	int single_thread;
@@ -34,6 +36,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE };
 #define OPT(t, p) {t, offsetof(struct options, p), 1}
 static const struct fuse_opt option_spec[] = {
 	OPT("sysvdir=%s", sysvdir),
+	OPT("passthrough=%s", passthrough),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -82,6 +85,11 @@ static void usage(const char *prog)
 	       "  -h, --help         this text\n"
 	       "  -V, --version      the version\n"
 	       "  -o sysvdir=NAME    name of the System V directory (default sysv)\n"
+	       "  -o passthrough=auto|on|off\n"
+	       "                     let the kernel serve raw files itself (FUSE\n"
+	       "                     passthrough: kernel 6.9+, root): auto uses it when\n"
+	       "                     it can, on refuses to run without it, off never\n"
+	       "                     (default auto)\n"
 	       "  -o allow_other     let other users use the mount (their own\n"
 	       "                     permissions still apply: default_permissions is\n"
 	       "                     always on)\n"
@@ -199,6 +207,27 @@ int main(int argc, char *argv[])
 	free(o.source);
 	o.source = real_source;
 
+	enum passthrough_mode pt_mode = PASSTHROUGH_AUTO;
+	if (o.passthrough && passthrough_parse_mode(o.passthrough, &pt_mode) < 0) {
+		fprintf(stderr, "shmfs: passthrough=%s: use auto, on or off\n", o.passthrough);
+		goto out_args;
+	}
+	char why[160];
+	if (pt_mode == PASSTHROUGH_OFF) {
+		shm_log(SHM_LOG_INFO, "passthrough off (-o passthrough=off): reads and writes go "
+				      "through the daemon; mmap(MAP_SHARED) of files in the mount "
+				      "fails with ENODEV");
+	} else if (!passthrough_possible(why, sizeof why)) {
+		if (pt_mode == PASSTHROUGH_ON) {
+			fprintf(stderr, "shmfs: passthrough=on, but %s\n", why);
+			goto out_args;
+		}
+		shm_log(SHM_LOG_INFO, "passthrough off: %s; reads and writes go through the "
+				      "daemon; mmap(MAP_SHARED) of files in the mount fails with "
+				      "ENODEV", why);
+		pt_mode = PASSTHROUGH_OFF;
+	}
+
 	shm_log_set_debug(o.debug);
 	fuse_set_log_func(fuse_log_to_ours);
 	raise_fd_limit();
@@ -230,6 +259,10 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, o.mountpoint) != 0)
 		goto out_signals;
+	if (pt_mode != PASSTHROUGH_OFF && passthrough_install(se, pt_mode) != 0) {
+		fprintf(stderr, "shmfs: cannot install the passthrough hooks\n");
+		goto out_unmount;
+	}
 	if (!o.foreground) {
 		openlog("shmfs", LOG_PID, LOG_DAEMON);
 		shm_log_set_sink(syslog_sink);
@@ -265,6 +298,7 @@ out_state:
 out_args:
 	free(o.source);
 	free(o.mountpoint);
+	free(o.passthrough);
 	fuse_opt_free_args(&args);
 	return ret;
 }

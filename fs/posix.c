@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "passthrough.h"
 
 /* Path that reopens an O_PATH descriptor with real access modes. */
 static void proc_path(char buf[64], int fd) { snprintf(buf, 64, "/proc/self/fd/%d", fd); }
@@ -222,6 +223,13 @@ static int backing_flags(int flags)
 	return (flags & (O_ACCMODE | O_APPEND | O_TRUNC)) | O_CLOEXEC;
 }
 
+static int dup_fd(struct node *n, void *arg)
+{
+	(void)n;
+	int fd = fcntl(*(int *)arg, F_DUPFD_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
+}
+
 static int handle_new(struct node *n, int fd, int flags, struct fuse_file_info *fi)
 {
 	struct handle *h = calloc(1, sizeof *h);
@@ -235,10 +243,22 @@ static int handle_new(struct node *n, int fd, int flags, struct fuse_file_info *
 		return rc;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 0;
+	/* Passthrough: the kernel reads, writes and maps the object itself. */
+	if (passthrough_enabled()) {
+		int id = inode_backing_get(n, dup_fd, &h->map.fd);
+		if (id > 0) {
+			h->passthrough = 1;
+			fi->direct_io = 0;
+			passthrough_arm_reply(id, 0);
+			return 0;
+		}
+		shm_log_once(SHM_LOG_WARN, "passthrough refused for an object (%s): served "
+					   "by the daemon", strerror(-id));
+	}
 	/* direct_io: every read reaches the daemon, so reads are live (the
 	 * page cache would serve what it saw earlier). */
 	fi->direct_io = 1;
-	fi->keep_cache = 0;
 	return 0;
 }
 
@@ -334,6 +354,8 @@ void posix_fsync(fuse_req_t req, struct handle *h, int datasync)
 
 void posix_release(struct handle *h)
 {
+	if (h->passthrough)
+		inode_backing_put(h->node);
 	pmap_destroy(&h->map);
 	free(h);
 }

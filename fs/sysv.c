@@ -10,12 +10,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "passthrough.h"
 #include "sysv.h"
 
 /* A segment being created. Lives in the pending list of the mount until the
@@ -280,6 +283,27 @@ static int check_access(fuse_req_t req, const struct shmid_ds *ds, int want)
 	return sysv_access(ds, ctx->uid, ctx->gid, groups, ng, want);
 }
 
+/* A descriptor of the segment's own shmem file, for a passthrough backing
+ * id: attach, open the attachment's /proc/self/map_files entry, detach. The
+ * daemon keeps neither the attachment nor the descriptor, so once the last
+ * user closes the file nothing of the daemon's keeps a removed segment alive. */
+static int segment_file(struct node *n, void *arg)
+{
+	(void)arg;
+	void *addr;
+	size_t size;
+	char path[96];
+	int rc = sysv_attach(n->shmid, 1, &addr, &size);
+	if (rc < 0)
+		return rc;
+	snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", (unsigned long)(uintptr_t)addr,
+		 (unsigned long)(uintptr_t)addr + ((size + 4095) & ~(size_t)4095));
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	rc = fd < 0 ? -errno : fd;
+	sysv_detach(addr);
+	return rc;
+}
+
 static int open_handle(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	struct handle *h = calloc(1, sizeof *h);
@@ -288,27 +312,46 @@ static int open_handle(fuse_req_t req, struct node *n, struct fuse_file_info *fi
 	h->node = n;
 	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
 	h->map.fd = -1;
-	int rc = 0;
+	int rc = 0, pending = 0, backing_id = 0;
 	pthread_mutex_lock(&n->lock);
 	if (n->pending) {
 		n->pending->open_count++;
+		pending = 1;
 	} else {
 		struct sysv_seg seg = {.shmid = n->shmid};
 		rc = sysv_stat(&seg);
 		if (rc == 0)
 			rc = check_access(req, &seg.ds, want_of(fi->flags));
-		if (rc == 0)
-			rc = sysv_attach(n->shmid, h->writable, &h->shm_addr, &h->shm_size);
 	}
 	pthread_mutex_unlock(&n->lock);
+	if (rc == 0 && !pending) {
+		if (passthrough_enabled()) {
+			backing_id = inode_backing_get(n, segment_file, NULL);
+			if (backing_id > 0)
+				h->passthrough = 1;
+			else
+				shm_log_once(SHM_LOG_WARN, "passthrough refused for a segment (%s): "
+							   "served by the daemon", strerror(-backing_id));
+		}
+		/* Read-only opens are served by the kernel alone. Writable ones map
+		 * through the kernel too, but read and write through the daemon:
+		 * a passthrough write past the end would grow the segment's shmem
+		 * file behind shm_segsz, and a segment's size is fixed. */
+		if (!h->passthrough || h->writable)
+			rc = sysv_attach(n->shmid, h->writable, &h->shm_addr, &h->shm_size);
+		if (rc < 0 && h->passthrough)
+			inode_backing_put(n);
+	}
 	if (rc < 0) {
 		free(h);
 		return rc;
 	}
 	/* O_TRUNC is ignored: a segment's size is fixed. */
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = 1;
 	fi->keep_cache = 0;
+	fi->direct_io = !h->passthrough || h->writable;
+	if (h->passthrough)
+		passthrough_arm_reply(backing_id, 0);
 	return 0;
 }
 
@@ -464,6 +507,8 @@ void sysv_seg_release(struct shmfs *fs, struct handle *h)
 {
 	struct node *n = h->node;
 	sysv_detach(h->shm_addr);
+	if (h->passthrough)
+		inode_backing_put(n);
 	pthread_mutex_lock(&n->lock);
 	/* An empty pending segment (touch) vanishes with its last handle. */
 	if (n->pending && --n->pending->open_count == 0 && n->pending->size == 0)

@@ -56,6 +56,8 @@ int shm_log_once(enum shm_log_level level, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
+	if (level == SHM_LOG_DEBUG && !log_debug)
+		return 0;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);

@@ -80,6 +80,14 @@ int pmap_read_begin(struct pmap *pm, off_t off, size_t len, const void **ptr, si
 		}
 		size_t avail = (size_t)(st.st_size - off);
 		size_t want = len < avail ? len : avail;
+		/* Blocks a whole span would need if it had no hole. */
+		if ((blkcnt_t)((st.st_size + 511) / 512) > st.st_blocks) {
+			off_t hole = lseek(pm->fd, off, SEEK_HOLE);
+			if (hole < 0 || hole < off + (off_t)want) {
+				pthread_rwlock_unlock(&pm->lock);
+				return 1;
+			}
+		}
 		if (pm->base && (size_t)off + want <= pm->maplen) {
 			*ptr = (const char *)pm->base + off;
 			*n = want;
@@ -101,15 +109,21 @@ void pmap_read_end(struct pmap *pm) { pthread_rwlock_unlock(&pm->lock); }
 
 ssize_t pmap_read(struct pmap *pm, void *buf, size_t len, off_t off)
 {
-	const void *p;
-	size_t n;
-	int rc = pmap_read_begin(pm, off, len, &p, &n);
-	if (rc < 0)
-		return rc;
-	if (n)
-		memcpy(buf, p, n);
-	pmap_read_end(pm);
-	return (ssize_t)n;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t r = pread(pm->fd, (char *)buf + done, len - done, off + (off_t)done);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (done)
+				break;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
 }
 
 ssize_t pmap_write(struct pmap *pm, const void *buf, size_t len, off_t off)

@@ -30,14 +30,20 @@ int pmap_init(struct pmap *pm, int fd);
 /* Unmap and close the descriptor. */
 void pmap_destroy(struct pmap *pm);
 
-/* Find bytes [off, off+len) clamped to the object's current size. On success
- * *ptr points into the mapping and *n is the byte count (0 at or past the
- * end), and the lock is held shared: call pmap_read_end() once the bytes have
- * been used. Returns 0 or -errno (the lock is not held then). */
+/* Find bytes [off, off+len) clamped to the object's current size, without a
+ * copy. Returns:
+ *   0: *ptr points into the mapping and *n is the byte count (0 at or past
+ *      the end); the lock is held shared: call pmap_read_end() once the bytes
+ *      have been used;
+ *   1: the span holds a hole (pages never written). Touching a hole through
+ *      a shared mapping would allocate it (and raise SIGBUS on a full tmpfs),
+ *      so use pmap_read() for this span instead; no lock is held;
+ *   -errno: no lock is held. */
 int pmap_read_begin(struct pmap *pm, off_t off, size_t len, const void **ptr, size_t *n);
 void pmap_read_end(struct pmap *pm);
 
-/* Copy up to LEN bytes at OFF into BUF. Returns the count or -errno. */
+/* Copy up to LEN bytes at OFF into BUF through the descriptor (holes read as
+ * zeros and stay holes). Returns the count or -errno. */
 ssize_t pmap_read(struct pmap *pm, void *buf, size_t len, off_t off);
 
 /* Write LEN bytes at OFF. Returns the count written (possibly short) or -errno

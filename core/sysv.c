@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
+#include <unistd.h>
 
 const char sysv_name_rule[] =
 	"System V segment names are 0xKKKKKKKK (the key as 8 lowercase hex digits, "
@@ -158,6 +159,8 @@ int sysv_create(key_t key, size_t size, mode_t mode, uid_t uid, gid_t gid)
 	int shmid = shmget(key, size, IPC_CREAT | IPC_EXCL | (int)(mode & 0777));
 	if (shmid < 0)
 		return -errno;
+	if (uid == geteuid() && gid == getegid())
+		return shmid; /* shmget made the caller the owner already */
 	int rc = sysv_set(shmid, (mode_t)-1, uid, gid);
 	if (rc < 0) {
 		shmctl(shmid, IPC_RMID, NULL);
@@ -173,11 +176,33 @@ int sysv_remove(int shmid)
 	return 0;
 }
 
+struct find_ctx {
+	int shmid;
+	struct shmid_ds *ds;
+};
+
+static int find_one(const struct sysv_seg *seg, void *arg)
+{
+	struct find_ctx *fc = arg;
+	if (seg->shmid != fc->shmid)
+		return 0;
+	*fc->ds = seg->ds;
+	return 1;
+}
+
 int sysv_set(int shmid, mode_t mode, uid_t uid, gid_t gid)
 {
 	struct shmid_ds ds;
-	if (shmctl(shmid, IPC_STAT, &ds) < 0)
-		return errno == EINVAL ? -ENOENT : -errno;
+	/* IPC_SET takes the whole permission block; IPC_STAT needs read
+	 * permission, which an owner may have taken away from itself, so fall
+	 * back to the listing (SHM_STAT_ANY), which does not. */
+	if (shmctl(shmid, IPC_STAT, &ds) < 0) {
+		if (errno != EACCES)
+			return errno == EINVAL ? -ENOENT : -errno;
+		struct find_ctx fc = {shmid, &ds};
+		if (sysv_foreach(find_one, &fc) != 1)
+			return -EACCES;
+	}
 	if (mode != (mode_t)-1)
 		ds.shm_perm.mode = (ds.shm_perm.mode & ~0777u) | (mode & 0777);
 	if (uid != (uid_t)-1)

@@ -314,14 +314,15 @@ void posix_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	const void *p;
 	size_t n;
 	int rc = pmap_read_begin(&h->map, off, size, &p, &n);
-	if (rc == -EACCES || rc == -ENODEV) {
-		/* Write-only descriptor or unmappable file: read through the fd. */
+	if (rc == 1 || rc == -EACCES || rc == -ENODEV) {
+		/* A span with holes, a write-only descriptor or an unmappable
+		 * file: copy through the descriptor. */
 		char *buf = malloc(size ? size : 1);
 		if (!buf)
 			return (void)fuse_reply_err(req, ENOMEM);
-		ssize_t r = pread(h->map.fd, buf, size, off);
+		ssize_t r = pmap_read(&h->map, buf, size, off);
 		if (r < 0)
-			fuse_reply_err(req, errno);
+			fuse_reply_err(req, (int)-r);
 		else
 			fuse_reply_buf(req, buf, (size_t)r);
 		free(buf);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,26 @@ Test(pmap, empty_object_reads_nothing)
 	open_pmap(O_RDONLY);
 	expect_read(0, 10, 0);
 	expect_read(4096, 10, 0);
+}
+
+/* An object made with ftruncate is sparse. Reading it must not fill it in:
+ * read(2) of a tmpfs hole allocates nothing, but a read fault on a shared
+ * tmpfs mapping allocates the page, so a reader would make every sparse
+ * object cost its full size (and raise SIGBUS on a full tmpfs, see
+ * test_pmap_full.c). */
+Test(pmap, reading_a_hole_allocates_nothing)
+{
+	cr_assert_eq(ftruncate(other, 8 * MiB), 0);
+	open_pmap(O_RDONLY);
+	struct stat st;
+	cr_assert_eq(fstat(other, &st), 0);
+	blkcnt_t before = st.st_blocks;
+	unsigned char buf[4096];
+	for (off_t off = 0; off < 8 * MiB; off += MiB)
+		cr_assert_eq(pmap_read(&pm, buf, sizeof buf, off), (ssize_t)sizeof buf);
+	cr_assert_eq(fstat(other, &st), 0);
+	cr_expect_eq(st.st_blocks, before, "reading holes allocated %lld blocks",
+		     (long long)(st.st_blocks - before));
 }
 
 Test(pmap, read_begin_holds_the_lock_until_end)
@@ -314,8 +335,8 @@ Test(pmap, destroy_closes_the_descriptor)
 	cr_assert_eq(errno, EBADF);
 }
 
-/* Readers on several threads while the object keeps growing: every read sees
- * the pattern, none faults (ASan/TSan-free remapping under the lock). */
+/* Readers on several threads while the object keeps growing (so they keep
+ * remapping): every read sees the pattern and none faults. */
 struct reader_arg {
 	int bad;
 	volatile int *stop;

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <stdlib.h>
 #include <sys/shm.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 const char sysv_name_rule[] =
@@ -152,11 +154,39 @@ void sysv_fill_stat(const struct sysv_seg *seg, struct stat *st)
 	st->st_ctim.tv_sec = seg->ds.shm_ctime;
 }
 
+/* shmget as UID/GID: the kernel records the creator (cuid, cgid) from the
+ * effective ids of the calling thread. The raw setres[ug]id system calls
+ * change only the calling thread (glibc's wrappers would change every thread
+ * of the process), and the real and saved ids stay 0, so the thread gets its
+ * root identity and capabilities back afterwards. Returns the shmid or -errno;
+ * -EPERM if the thread could not take those ids. */
+static int shmget_as(key_t key, size_t size, int flags, uid_t uid, gid_t gid)
+{
+	if (syscall(SYS_setresgid, (gid_t)-1, gid, (gid_t)-1) < 0)
+		return -EPERM;
+	if (syscall(SYS_setresuid, (uid_t)-1, uid, (uid_t)-1) < 0) {
+		syscall(SYS_setresgid, (gid_t)-1, (gid_t)0, (gid_t)-1);
+		return -EPERM;
+	}
+	int shmid = shmget(key, size, flags);
+	int err = errno;
+	if (syscall(SYS_setresuid, (uid_t)-1, (uid_t)0, (uid_t)-1) < 0 ||
+	    syscall(SYS_setresgid, (gid_t)-1, (gid_t)0, (gid_t)-1) < 0)
+		abort(); /* a thread stuck with another user's ids must not go on */
+	return shmid < 0 ? -err : shmid;
+}
+
 int sysv_create(key_t key, size_t size, mode_t mode, uid_t uid, gid_t gid)
 {
 	if (key == IPC_PRIVATE || size == 0)
 		return -EINVAL;
-	int shmid = shmget(key, size, IPC_CREAT | IPC_EXCL | (int)(mode & 0777));
+	int flags = IPC_CREAT | IPC_EXCL | (int)(mode & 0777);
+	if (geteuid() == 0 && getuid() == 0 && (uid != 0 || gid != 0)) {
+		int shmid = shmget_as(key, size, flags, uid, gid);
+		if (shmid != -EPERM)
+			return shmid;
+	}
+	int shmid = shmget(key, size, flags);
 	if (shmid < 0)
 		return -errno;
 	if (uid == geteuid() && gid == getegid())

@@ -57,8 +57,10 @@ void sysv_fill_stat(const struct sysv_seg *seg, struct stat *st);
 ino_t sysv_ino(int shmid);
 
 /* Create a segment with KEY (not IPC_PRIVATE), SIZE bytes, MODE (low 9 bits),
- * failing with -EEXIST if the key is taken; then make UID/GID its owner.
- * Returns the shmid or -errno. */
+ * owned by UID/GID, failing with -EEXIST if the key is taken. A root caller
+ * creates it with those ids (so they are the creator, cuid/cgid, too, and the
+ * kernel's limits apply to that user); others get it owned by UID/GID
+ * through IPC_SET. Returns the shmid or -errno. */
 int sysv_create(key_t key, size_t size, mode_t mode, uid_t uid, gid_t gid);
 
 /* IPC_RMID. Returns 0 or -errno. */

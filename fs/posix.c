@@ -124,10 +124,12 @@ void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set
 			tv[1].tv_nsec = UTIME_NOW;
 		else if (to_set & FUSE_SET_ATTR_MTIME)
 			tv[1] = attr->st_mtim;
-		if (S_ISLNK(st.st_mode))
-			rc = -1, errno = EPERM; /* no way to name a link by descriptor */
+		if (h)
+			rc = futimens(h->map.fd, tv);
+		else if (S_ISLNK(st.st_mode)) /* the link itself, by its O_PATH fd */
+			rc = utimensat(n->fd, "", tv, AT_EMPTY_PATH);
 		else
-			rc = h ? futimens(h->map.fd, tv) : utimensat(AT_FDCWD, path, tv, 0);
+			rc = utimensat(AT_FDCWD, path, tv, 0);
 		if (rc < 0)
 			return (void)fuse_reply_err(req, errno);
 	}

@@ -100,8 +100,9 @@ void sysv_dir_stat(struct shmfs *fs, struct stat *st)
 /* Attributes of a segment as seen by the caller. System V counts the
  * creator as an owner too; the kernel's permission check (default_permissions)
  * knows one owner, so a creator who is no longer the owner is shown itself as
- * the owner. Attributes are never cached (timeout 0), so each user gets its
- * own view. */
+ * the owner (and a member of the creator's group that group). Root, who
+ * passes every check anyway, sees shm_perm as it is. Attributes are never
+ * cached (timeout 0), so each user gets its own view. */
 static int seg_stat(fuse_req_t req, struct node *n, struct stat *st)
 {
 	pthread_mutex_lock(&n->lock);
@@ -117,9 +118,10 @@ static int seg_stat(fuse_req_t req, struct node *n, struct stat *st)
 		return rc;
 	sysv_fill_stat(&seg, st);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	if (ctx->uid == seg.ds.shm_perm.cuid)
+	if (ctx->uid != 0 && ctx->uid == seg.ds.shm_perm.cuid)
 		st->st_uid = ctx->uid;
-	if (ctx->gid == seg.ds.shm_perm.cgid)
+	if (ctx->uid != 0 && ctx->gid == seg.ds.shm_perm.cgid && ctx->gid != st->st_gid &&
+	    st->st_uid != ctx->uid)
 		st->st_gid = ctx->gid;
 	return 0;
 }

@@ -3,9 +3,13 @@
  *   sysvtool create KEY SIZE [MODE]   print the shmid
  *   sysvtool private SIZE [MODE]      IPC_PRIVATE segment; print the shmid
  *   sysvtool write KEY|id-N OFF TEXT  store TEXT at OFF
- *   sysvtool read KEY|id-N OFF LEN    print LEN bytes at OFF
+ *   sysvtool read KEY|id-N OFF LEN    print LEN bytes at OFF (attached read-only)
  *   sysvtool rm KEY|id-N              IPC_RMID
  *   sysvtool stat KEY|id-N            print "shmid size mode uid gid cuid"
+ *   sysvtool times KEY|id-N           print "atime dtime ctime" (seconds)
+ *   sysvtool set KEY|id-N MODE UID GID  IPC_SET (MODE octal; -1 keeps a field)
+ *   sysvtool hold KEY|id-N            attach, print "attached", stay attached
+ *                                     until stdin reaches end of file
  * KEY is a number (0x... or decimal). Exit 1 with a message on error. */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +17,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
+#include <unistd.h>
 
 static int die(const char *what)
 {
@@ -56,10 +61,38 @@ int main(int argc, char **argv)
 		       ds.shm_perm.uid, ds.shm_perm.gid, ds.shm_perm.cuid);
 		return 0;
 	}
+	if (!strcmp(cmd, "times")) {
+		printf("%lld %lld %lld\n", (long long)ds.shm_atime, (long long)ds.shm_dtime,
+		       (long long)ds.shm_ctime);
+		return 0;
+	}
+	if (!strcmp(cmd, "set")) {
+		if (argc < 6)
+			return fprintf(stderr, "usage: see sysvtool.c\n"), 2;
+		if (strcmp(argv[3], "-1"))
+			ds.shm_perm.mode = (ds.shm_perm.mode & ~0777u) | (strtoul(argv[3], NULL, 8) & 0777);
+		if (strcmp(argv[4], "-1"))
+			ds.shm_perm.uid = (uid_t)strtoul(argv[4], NULL, 0);
+		if (strcmp(argv[5], "-1"))
+			ds.shm_perm.gid = (gid_t)strtoul(argv[5], NULL, 0);
+		return shmctl(id, IPC_SET, &ds) < 0 ? die("IPC_SET") : 0;
+	}
+	if (!strcmp(cmd, "hold")) {
+		char *p = shmat(id, NULL, SHM_RDONLY);
+		if (p == (void *)-1)
+			return die("shmat");
+		printf("attached\n");
+		fflush(stdout);
+		char buf[256];
+		while (read(0, buf, sizeof buf) > 0)
+			;
+		shmdt(p);
+		return 0;
+	}
 	if (argc < 5)
 		return fprintf(stderr, "usage: see sysvtool.c\n"), 2;
 	size_t off = strtoull(argv[3], NULL, 0);
-	char *p = shmat(id, NULL, 0);
+	char *p = shmat(id, NULL, strcmp(cmd, "read") ? 0 : SHM_RDONLY);
 	if (p == (void *)-1)
 		return die("shmat");
 	if (!strcmp(cmd, "write")) {

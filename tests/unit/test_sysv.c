@@ -46,8 +46,12 @@ Test(sysv, create_then_lookup_by_key_name)
 	cr_assert_eq(seg.ds.shm_perm.mode & 0777, 0640);
 	cr_assert_eq(seg.ds.shm_perm.uid, 1000);
 	cr_assert_eq(seg.ds.shm_perm.gid, 2000);
-	cr_assert_eq(seg.ds.shm_perm.cuid, 0, "the creator is the caller (root)");
+	cr_assert_eq(seg.ds.shm_perm.cuid, 1000, "a root caller creates as the given user");
+	cr_assert_eq(seg.ds.shm_perm.cgid, 2000);
 	cr_assert_eq(seg.ds.shm_nattch, 0);
+	/* and the calling thread is root again */
+	cr_assert_eq(geteuid(), 0);
+	cr_assert_eq(getegid(), 0);
 }
 
 Test(sysv, lookup_private_segment_by_id_name)

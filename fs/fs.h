@@ -25,6 +25,15 @@ enum node_kind {
 };
 
 struct sysv_pending;
+struct shmfs;
+
+/* Everything an open hands the kernel as fi->fh starts with this, and is on
+ * the mount's list until released: a RELEASE still in flight when the mount
+ * goes away never arrives, and what it would have freed is freed at exit. */
+struct open_item {
+	struct open_item *prev, *next; /* shmfs.open_lock */
+	void (*close)(struct shmfs *fs, struct open_item *item);
+};
 
 struct node {
 	enum node_kind kind;
@@ -71,7 +80,16 @@ struct shmfs {
 	struct inode_table table;
 	pthread_mutex_t pending_lock; /* the list below */
 	struct node *pending_head;    /* segments being created; see sysv.c */
+	pthread_mutex_t open_lock;    /* the list below */
+	struct open_item open_items;  /* every open handle and directory */
 };
+
+/* ops.c: the list of open items */
+void open_track(struct shmfs *fs, struct open_item *item,
+		void (*close)(struct shmfs *fs, struct open_item *item));
+void open_untrack(struct shmfs *fs, struct open_item *item);
+/* Close everything still open (at exit). */
+void open_close_all(struct shmfs *fs);
 
 static inline struct shmfs *shmfs_of(fuse_req_t req) { return fuse_req_userdata(req); }
 
@@ -104,6 +122,7 @@ void inode_backing_put(struct node *n);
 
 /* A handle of an open raw file (fi->fh). */
 struct handle {
+	struct open_item item; /* first: fi->fh points here too */
 	struct node *node;
 	struct pmap map;   /* POSIX: the open descriptor and the daemon's mapping */
 	void *shm_addr;    /* System V: the daemon's attachment, or NULL */
@@ -133,7 +152,7 @@ void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t 
 void posix_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void posix_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
 void posix_fsync(fuse_req_t req, struct handle *h, int datasync);
-void posix_release(struct handle *h);
+void posix_release(struct shmfs *fs, struct handle *h);
 int posix_list(struct shmfs *fs, struct node *dir, void *snapshot);
 
 /* sysv.c: the System V directory and its segments */

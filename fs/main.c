@@ -156,6 +156,8 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 	fs->sysv_dir.shmid = -1;
 	pthread_mutex_init(&fs->sysv_dir.lock, NULL);
 	pthread_mutex_init(&fs->pending_lock, NULL);
+	pthread_mutex_init(&fs->open_lock, NULL);
+	fs->open_items.next = fs->open_items.prev = &fs->open_items;
 	if (inode_table_init(&fs->table) < 0) {
 		fprintf(stderr, "shmfs: out of memory\n");
 		return -1;
@@ -284,6 +286,7 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_destroy(cfg);
 	}
 	ret = ret ? 1 : 0;
+	open_close_all(&fs); /* what the kernel never released, while the device is open */
 
 out_unmount:
 	fuse_session_unmount(se);
@@ -292,6 +295,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_state:
+	open_close_all(&fs);
 	inode_table_destroy(&fs.table);
 	close(fs.root.fd);
 	free(fs.sysvdir);

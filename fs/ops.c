@@ -258,7 +258,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (h->node->kind == NODE_SYSV_SEG)
 		sysv_seg_release(shmfs_of(req), h);
 	else
-		posix_release(h);
+		posix_release(shmfs_of(req), h);
 	fuse_reply_err(req, 0);
 }
 
@@ -272,6 +272,41 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	posix_fsync(req, h, datasync);
 }
 
+void open_track(struct shmfs *fs, struct open_item *item,
+		void (*close)(struct shmfs *fs, struct open_item *item))
+{
+	item->close = close;
+	pthread_mutex_lock(&fs->open_lock);
+	item->next = fs->open_items.next;
+	item->prev = &fs->open_items;
+	item->next->prev = item;
+	fs->open_items.next = item;
+	pthread_mutex_unlock(&fs->open_lock);
+}
+
+void open_untrack(struct shmfs *fs, struct open_item *item)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	if (item->next) {
+		item->prev->next = item->next;
+		item->next->prev = item->prev;
+		item->next = item->prev = NULL;
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+}
+
+void open_close_all(struct shmfs *fs)
+{
+	for (;;) {
+		pthread_mutex_lock(&fs->open_lock);
+		struct open_item *item = fs->open_items.next;
+		pthread_mutex_unlock(&fs->open_lock);
+		if (item == &fs->open_items)
+			return;
+		item->close(fs, item); /* untracks it */
+	}
+}
+
 /* A directory listing taken at opendir. */
 struct dirsnap_entry {
 	ino_t ino;
@@ -279,6 +314,7 @@ struct dirsnap_entry {
 	char *name;
 };
 struct dirsnap {
+	struct open_item item; /* first: fi->fh points here too */
 	struct dirsnap_entry *entries;
 	size_t count, cap;
 };
@@ -303,10 +339,18 @@ int dirsnap_add(void *snapshot, const char *name, ino_t ino, mode_t type)
 
 static void dirsnap_free(struct dirsnap *d)
 {
+	if (!d)
+		return;
 	for (size_t i = 0; i < d->count; i++)
 		free(d->entries[i].name);
 	free(d->entries);
 	free(d);
+}
+
+static void dirsnap_close(struct shmfs *fs, struct open_item *item)
+{
+	open_untrack(fs, item);
+	dirsnap_free((struct dirsnap *)item);
 }
 
 static int dirsnap_fill(struct shmfs *fs, struct node *n, struct dirsnap *d)
@@ -337,9 +381,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		dirsnap_free(d);
 		return (void)fuse_reply_err(req, -rc);
 	}
+	open_track(fs, &d->item, dirsnap_close);
 	fi->fh = (uint64_t)(uintptr_t)d;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		dirsnap_free(d);
+		dirsnap_close(fs, &d->item);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -366,7 +411,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	dirsnap_free((struct dirsnap *)(uintptr_t)fi->fh);
+	dirsnap_close(shmfs_of(req), (struct open_item *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

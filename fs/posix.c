@@ -232,7 +232,13 @@ static int dup_fd(struct node *n, void *arg)
 	return fd < 0 ? -errno : fd;
 }
 
-static int handle_new(struct node *n, int fd, int flags, struct fuse_file_info *fi)
+static void handle_close(struct shmfs *fs, struct open_item *item)
+{
+	posix_release(fs, (struct handle *)item);
+}
+
+static int handle_new(struct shmfs *fs, struct node *n, int fd, int flags,
+		      struct fuse_file_info *fi)
 {
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
@@ -244,6 +250,7 @@ static int handle_new(struct node *n, int fd, int flags, struct fuse_file_info *
 		free(h);
 		return rc;
 	}
+	open_track(fs, &h->item, handle_close);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 0;
 	/* Passthrough: the kernel reads, writes and maps the object itself. */
@@ -271,13 +278,13 @@ void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	int fd = open(path, backing_flags(fi->flags));
 	if (fd < 0)
 		return (void)fuse_reply_err(req, errno);
-	int rc = handle_new(n, fd, fi->flags, fi);
+	int rc = handle_new(shmfs_of(req), n, fd, fi->flags, fi);
 	if (rc < 0) {
 		close(fd);
 		return (void)fuse_reply_err(req, -rc);
 	}
 	if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted: nobody will release */
-		posix_release((struct handle *)(uintptr_t)fi->fh);
+		posix_release(shmfs_of(req), (struct handle *)(uintptr_t)fi->fh);
 }
 
 void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t mode,
@@ -297,7 +304,7 @@ void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t 
 	if (rc == 0)
 		rc = posix_entry(fs, parent, name, &e);
 	if (rc == 0) {
-		rc = handle_new(inode_node(fs, e.ino), fd, fi->flags, fi);
+		rc = handle_new(fs, inode_node(fs, e.ino), fd, fi->flags, fi);
 		if (rc < 0)
 			inode_forget(fs, inode_node(fs, e.ino), 1);
 	}
@@ -306,7 +313,7 @@ void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t 
 		return (void)fuse_reply_err(req, -rc);
 	}
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		posix_release((struct handle *)(uintptr_t)fi->fh);
+		posix_release(shmfs_of(req), (struct handle *)(uintptr_t)fi->fh);
 		inode_forget(fs, inode_node(fs, e.ino), 1);
 	}
 }
@@ -355,8 +362,9 @@ void posix_fsync(fuse_req_t req, struct handle *h, int datasync)
 	fuse_reply_err(req, rc < 0 ? errno : 0);
 }
 
-void posix_release(struct handle *h)
+void posix_release(struct shmfs *fs, struct handle *h)
 {
+	open_untrack(fs, &h->item);
 	if (h->passthrough)
 		inode_backing_put(h->node);
 	pmap_destroy(&h->map);

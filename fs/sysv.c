@@ -306,6 +306,11 @@ static int segment_file(struct node *n, void *arg)
 	return rc;
 }
 
+static void handle_close(struct shmfs *fs, struct open_item *item)
+{
+	sysv_seg_release(fs, (struct handle *)item);
+}
+
 static int open_handle(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	struct handle *h = calloc(1, sizeof *h);
@@ -349,6 +354,7 @@ static int open_handle(fuse_req_t req, struct node *n, struct fuse_file_info *fi
 		return rc;
 	}
 	/* O_TRUNC is ignored: a segment's size is fixed. */
+	open_track(shmfs_of(req), &h->item, handle_close);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 0;
 	fi->direct_io = !h->passthrough || h->writable;
@@ -508,6 +514,7 @@ int sysv_seg_flush(struct handle *h)
 void sysv_seg_release(struct shmfs *fs, struct handle *h)
 {
 	struct node *n = h->node;
+	open_untrack(fs, &h->item);
 	sysv_detach(h->shm_addr);
 	if (h->passthrough)
 		inode_backing_put(n);

@@ -223,6 +223,31 @@ class PassthroughOff(MountTestCase):
             self.assertEqual(f.read(6), b'daemon')
 
 
+class ExitWithOpenFiles(MountTestCase):
+    """Handles the kernel never released (the connection went away with
+    files open) are freed at exit: the sanitizer build reports no leak."""
+
+    def test_abort_with_open_files(self):
+        with open(self.s('f'), 'wb') as f:
+            f.write(b'abc' * 1000)
+        self.sysvtool('create', '0xab0', '4096', '0666')
+        fds = [os.open(self.m('f'), os.O_RDONLY), os.open(self.m('f'), os.O_RDWR),
+               os.open(self.m('sysv', '0x00000ab0'), os.O_RDWR),
+               os.open(self.mnt, os.O_RDONLY | os.O_DIRECTORY)]
+        os.pread(fds[0], 10, 0)
+        conn = os.minor(os.stat(self.mnt).st_dev)
+        with open(f'/sys/fs/fuse/connections/{conn}/abort', 'w') as f:
+            f.write('1')
+        try:
+            self.assertEqual(self.daemon.proc.wait(timeout=10), 0, self.log_text())
+        finally:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError as e:   # the flush of an aborted connection
+                    self.assertEqual(e.errno, errno.ENOTCONN)
+
+
 class SameBytes(MountTestCase):
     """Every read and write pattern gives the same bytes and results with
     passthrough on and off."""

@@ -3,6 +3,7 @@
 #include "sysv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -261,6 +262,25 @@ void sysv_detach(void *addr)
 {
 	if (addr)
 		shmdt(addr);
+}
+
+int sysv_open_file(int shmid)
+{
+	void *addr;
+	size_t size;
+	char path[96];
+	int rc = sysv_attach(shmid, 1, &addr, &size);
+	if (rc < 0)
+		return rc;
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t start = (uintptr_t)addr;
+	uintptr_t end = start + ((size + (size_t)page - 1) & ~((size_t)page - 1));
+	snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", (unsigned long)start,
+		 (unsigned long)end);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	rc = fd < 0 ? -errno : fd;
+	sysv_detach(addr);
+	return rc;
 }
 
 static int in_groups(gid_t g, gid_t gid, const gid_t *groups, int ngroups)

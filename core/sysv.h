@@ -77,6 +77,15 @@ int sysv_attach(int shmid, int writable, void **addr, size_t *size);
 /* Detach what sysv_attach attached. */
 void sysv_detach(void *addr);
 
+/* Open the segment's own shmem file (read-write), through a short-lived
+ * attachment's /proc/self/map_files entry; needs CAP_SYS_ADMIN. Reads and
+ * writes on it land in the segment, without the page faults a fresh
+ * attachment costs (segment mappings get no fault-around), and it keeps the
+ * segment's memory alive only as long as it is open. The file is not bounded
+ * by shm_segsz: a write past the end would grow it, so callers clamp.
+ * Returns the descriptor or -errno. */
+int sysv_open_file(int shmid);
+
 /* The kernel's own rule for access to a segment (ipcperms): the owner or the
  * creator get the owner bits, a member of the owner's or creator's group the
  * group bits, everyone else the other bits; uid 0 passes. WANT is a mask of

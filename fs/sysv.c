@@ -285,26 +285,15 @@ static int check_access(fuse_req_t req, const struct shmid_ds *ds, int want)
 	return sysv_access(ds, ctx->uid, ctx->gid, groups, ng, want);
 }
 
-/* A descriptor of the segment's own shmem file, for a passthrough backing
- * id: attach, open the attachment's /proc/self/map_files entry, detach. The
- * daemon keeps neither the attachment nor the descriptor, so once the last
- * user closes the file nothing of the daemon's keeps a removed segment alive. */
+/* The backing file of a passthrough open: the segment's own shmem file. The
+ * daemon keeps neither the attachment made to find it nor the descriptor. */
 static int segment_file(struct node *n, void *arg)
 {
 	(void)arg;
-	void *addr;
-	size_t size;
-	char path[96];
-	int rc = sysv_attach(n->shmid, 1, &addr, &size);
-	if (rc < 0)
-		return rc;
-	snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", (unsigned long)(uintptr_t)addr,
-		 (unsigned long)(uintptr_t)addr + ((size + 4095) & ~(size_t)4095));
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	rc = fd < 0 ? -errno : fd;
-	sysv_detach(addr);
-	return rc;
+	return sysv_open_file(n->shmid);
 }
+
+static int handle_ready(struct handle *h);
 
 static void handle_close(struct shmfs *fs, struct open_item *item)
 {
@@ -318,8 +307,11 @@ static int open_handle(fuse_req_t req, struct node *n, struct fuse_file_info *fi
 		return -ENOMEM;
 	h->node = n;
 	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
-	h->map.fd = -1;
-	int rc = 0, pending = 0, backing_id = 0;
+	int rc = pmap_init(&h->map, -1), pending = 0, backing_id = 0;
+	if (rc < 0) {
+		free(h);
+		return rc;
+	}
 	pthread_mutex_lock(&n->lock);
 	if (n->pending) {
 		n->pending->open_count++;
@@ -345,11 +337,12 @@ static int open_handle(fuse_req_t req, struct node *n, struct fuse_file_info *fi
 		 * a passthrough write past the end would grow the segment's shmem
 		 * file behind shm_segsz, and a segment's size is fixed. */
 		if (!h->passthrough || h->writable)
-			rc = sysv_attach(n->shmid, h->writable, &h->shm_addr, &h->shm_size);
+			rc = handle_ready(h);
 		if (rc < 0 && h->passthrough)
 			inode_backing_put(n);
 	}
 	if (rc < 0) {
+		pmap_destroy(&h->map);
 		free(h);
 		return rc;
 	}
@@ -430,46 +423,68 @@ void sysv_seg_create(fuse_req_t req, const char *name, mode_t mode, struct fuse_
 	}
 }
 
-/* A handle opened while its node was pending attaches once the segment exists. */
-static int handle_attach(struct handle *h)
+/* Get a handle ready for the daemon's own reads and writes: a descriptor of
+ * the segment's shmem file (served like a POSIX object, see pmap.h), or, if
+ * the daemon may not open that (no CAP_SYS_ADMIN), an attachment. Returns 0,
+ * 1 while the segment is still being created, or -errno. */
+static int handle_ready(struct handle *h)
 {
-	if (h->shm_addr)
-		return 0;
 	struct node *n = h->node;
+	int rc = 0;
 	pthread_mutex_lock(&n->lock);
-	int rc = n->pending ? 1 : sysv_attach(n->shmid, h->writable, &h->shm_addr, &h->shm_size);
+	if (n->pending) {
+		rc = 1;
+	} else if (h->map.fd < 0 && !h->shm_addr) {
+		struct sysv_seg seg = {.shmid = n->shmid};
+		rc = sysv_stat(&seg);
+		int fd = rc < 0 ? rc : sysv_open_file(n->shmid);
+		if (fd >= 0) {
+			h->map.fd = fd;
+			h->shm_size = seg.ds.shm_segsz;
+		} else if (rc == 0) {
+			rc = sysv_attach(n->shmid, h->writable, &h->shm_addr, &h->shm_size);
+		}
+	}
 	pthread_mutex_unlock(&n->lock);
 	return rc;
 }
 
+/* Bytes of a pending segment staged so far. */
+static void read_staged(fuse_req_t req, struct node *n, size_t size, off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	pthread_mutex_lock(&n->lock);
+	ssize_t r = n->pending ? pread(n->pending->memfd, buf, size, off) : 0;
+	pthread_mutex_unlock(&n->lock);
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+	free(buf);
+}
+
 void sysv_seg_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	int rc = handle_attach(h);
+	int rc = handle_ready(h);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
-	if (rc == 1) { /* still pending: read what was staged */
-		char *buf = malloc(size ? size : 1);
-		if (!buf)
-			return (void)fuse_reply_err(req, ENOMEM);
-		pthread_mutex_lock(&h->node->lock);
-		ssize_t r = h->node->pending ? pread(h->node->pending->memfd, buf, size, off) : 0;
-		pthread_mutex_unlock(&h->node->lock);
-		if (r < 0)
-			fuse_reply_err(req, errno);
-		else
-			fuse_reply_buf(req, buf, (size_t)r);
-		free(buf);
-		return;
-	}
+	if (rc == 1)
+		return read_staged(req, h->node, size, off);
 	if (off < 0 || (size_t)off >= h->shm_size)
 		return (void)fuse_reply_buf(req, NULL, 0);
 	size_t n = h->shm_size - (size_t)off;
-	fuse_reply_buf(req, (const char *)h->shm_addr + off, size < n ? size : n);
+	if (size > n)
+		size = n;
+	if (h->map.fd >= 0)
+		return posix_read(req, h, size, off);
+	fuse_reply_buf(req, (const char *)h->shm_addr + off, size);
 }
 
 void sysv_seg_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
 {
-	int rc = handle_attach(h);
+	int rc = handle_ready(h);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
 	if (rc == 1) {
@@ -495,7 +510,9 @@ void sysv_seg_write(fuse_req_t req, struct handle *h, const char *buf, size_t si
 	}
 	size_t n = h->shm_size - (size_t)off;
 	if (size > n)
-		size = n;
+		size = n; /* the shmem file itself would grow: stop at the end */
+	if (h->map.fd >= 0)
+		return posix_write(req, h, buf, size, off);
 	memcpy((char *)h->shm_addr + off, buf, size);
 	fuse_reply_write(req, size);
 }
@@ -516,6 +533,7 @@ void sysv_seg_release(struct shmfs *fs, struct handle *h)
 	struct node *n = h->node;
 	open_untrack(fs, &h->item);
 	sysv_detach(h->shm_addr);
+	pmap_destroy(&h->map);
 	if (h->passthrough)
 		inode_backing_put(n);
 	pthread_mutex_lock(&n->lock);

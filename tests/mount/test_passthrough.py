@@ -146,6 +146,8 @@ class PassthroughOn(MountTestCase):
                 m.close()
             os.pread(fd, 16, 0)
             os.close(fd)
+        # RELEASE follows close() asynchronously: allow the last ones to land.
+        wait_until(lambda: fd_count(pid) == before, 5)
         self.assertEqual(fd_count(pid), before)
         # A leaked backing id would pin the file: removed objects must free
         # their memory once nobody has them open.
@@ -163,6 +165,7 @@ class PassthroughOn(MountTestCase):
         # node's O_PATH descriptor) asynchronously: give it a moment.
         freed = wait_until(lambda: with_file - meminfo_kib('Shmem') > (big >> 10) * 3 // 4, 5)
         self.assertTrue(freed, 'removing the object did not free its memory')
+        wait_until(lambda: fd_count(pid) == before, 5)
         self.assertEqual(fd_count(pid), before)
 
     def test_removed_segment_memory_is_freed(self):

@@ -73,7 +73,8 @@ struct shmfs {
 	const char *source;      /* the backing directory, as given */
 	char *sysvdir;           /* name of the System V directory under the root */
 	int debug;
-	double timeout;          /* entry and attribute timeout, seconds */
+	double timeout;          /* entry and attribute timeout, seconds (-o timeout);
+				  * negative entries are never cached */
 	struct node root;        /* FUSE_ROOT_ID; fd is SOURCE (O_PATH) */
 	struct node sysv_dir;    /* never forgotten */
 	struct timespec started; /* times of the System V directory */
@@ -157,6 +158,9 @@ int posix_list(struct shmfs *fs, struct node *dir, void *snapshot);
 
 /* sysv.c: the System V directory and its segments */
 void sysv_dir_lookup(fuse_req_t req, const char *name);
+/* The entry of a segment by name, with a kernel reference. Returns 0 or
+ * -errno (-ENOENT when there is no such segment). */
+int sysv_entry(fuse_req_t req, const char *name, struct fuse_entry_param *e);
 void sysv_dir_stat(struct shmfs *fs, struct stat *st);
 void sysv_seg_getattr(fuse_req_t req, struct node *n);
 void sysv_seg_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,

@@ -24,6 +24,7 @@ struct options {
 	char *mountpoint;
 	char *sysvdir;
 	char *passthrough;
+	double timeout;
 	int foreground;
 	int debug;
 	int single_thread;
@@ -37,6 +38,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE };
 static const struct fuse_opt option_spec[] = {
 	OPT("sysvdir=%s", sysvdir),
 	OPT("passthrough=%s", passthrough),
+	OPT("timeout=%lf", timeout),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -90,6 +92,10 @@ static void usage(const char *prog)
 	       "                     passthrough: kernel 6.9+, root): auto uses it when\n"
 	       "                     it can, on refuses to run without it, off never\n"
 	       "                     (default auto)\n"
+	       "  -o timeout=SECS    how long the kernel may cache names and attributes\n"
+	       "                     (default 1; data is always live, and new objects\n"
+	       "                     show at once: only changes made outside the mount\n"
+	       "                     to existing names and attributes can show late)\n"
 	       "  -o allow_other     let other users use the mount (their own\n"
 	       "                     permissions still apply: default_permissions is\n"
 	       "                     always on)\n"
@@ -132,7 +138,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 	fs->source = o->source;
 	fs->sysvdir = o->sysvdir ? o->sysvdir : strdup("sysv");
 	fs->debug = o->debug;
-	fs->timeout = 0.0;
+	fs->timeout = o->timeout;
 	clock_gettime(CLOCK_REALTIME, &fs->started);
 	if (!fs->sysvdir || !*fs->sysvdir || strchr(fs->sysvdir, '/') ||
 	    !strcmp(fs->sysvdir, ".") || !strcmp(fs->sysvdir, "..")) {
@@ -174,7 +180,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = {0};
+	struct options o = {.timeout = 1.0};
 	struct shmfs fs;
 	struct fuse_session *se = NULL;
 	int ret = 1;
@@ -210,6 +216,10 @@ int main(int argc, char *argv[])
 	o.source = real_source;
 
 	enum passthrough_mode pt_mode = PASSTHROUGH_AUTO;
+	if (!(o.timeout >= 0 && o.timeout <= 86400)) {
+		fprintf(stderr, "shmfs: timeout must be between 0 and 86400 seconds\n");
+		goto out_args;
+	}
 	if (o.passthrough && passthrough_parse_mode(o.passthrough, &pt_mode) < 0) {
 		fprintf(stderr, "shmfs: passthrough=%s: use auto, on or off\n", o.passthrough);
 		goto out_args;

@@ -37,11 +37,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * instead of receiving a separate truncate to 0. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* Shared memory changes behind the kernel's back: no write-back cache,
-	 * no splice (slower than a plain copy here), no readdirplus (entries
-	 * are never cached, so it would only add work). */
+	/* Shared memory changes behind the kernel's back: no write-back cache;
+	 * no splice (slower than a plain copy here). Readdirplus hands out the
+	 * attributes with the names, so ls -l costs one pass. */
 	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-			FUSE_CAP_SPLICE_MOVE | FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+			FUSE_CAP_SPLICE_MOVE);
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_write = 1 << 20;
 	conn->max_read = 1 << 20;
 }
@@ -408,6 +410,54 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* READDIRPLUS: names with their entries. Each entry handed out is a kernel
+ * reference; one that does not fit in the buffer is given back. */
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	struct shmfs *fs = shmfs_of(req);
+	struct node *dir = NODE(req, ino);
+	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	size_t used = 0;
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->count; i++) {
+		const char *name = d->entries[i].name;
+		struct fuse_entry_param e;
+		struct node *ref = NULL;
+		if (!strcmp(name, ".") || !strcmp(name, "..")) {
+			/* no entry: the kernel knows these */
+			memset(&e, 0, sizeof e);
+			e.attr.st_ino = d->entries[i].ino;
+			e.attr.st_mode = d->entries[i].type;
+		} else if (dir->kind == NODE_SYSV_DIR) {
+			if (sysv_entry(req, name, &e) < 0)
+				continue; /* gone since opendir */
+			ref = inode_node(fs, e.ino);
+		} else if (is_sysv_name(req, dir, name)) {
+			e = (struct fuse_entry_param){.ino = inode_number(fs, &fs->sysv_dir),
+						      .attr_timeout = fs->timeout,
+						      .entry_timeout = fs->timeout};
+			sysv_dir_stat(fs, &e.attr);
+		} else {
+			if (posix_entry(fs, dir, name, &e) < 0)
+				continue;
+			ref = inode_node(fs, e.ino);
+		}
+		size_t len = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
+						    (off_t)(i + 1));
+		if (len > size - used) {
+			if (ref)
+				inode_forget(fs, ref, 1);
+			break;
+		}
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -461,6 +511,7 @@ const struct fuse_lowlevel_ops shmfs_ops = {
 	.fsync = op_fsync,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,

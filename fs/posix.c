@@ -49,10 +49,9 @@ void posix_lookup(fuse_req_t req, struct node *parent, const char *name)
 	struct fuse_entry_param e;
 	int rc = posix_entry(fs, parent, name, &e);
 	if (rc == -ENOENT) {
-		/* A negative entry with the same timeout: a file that appears in
-		 * SOURCE shows up as soon as the positive ones would. */
+		/* Never cached: an object another process creates in SOURCE
+		 * shows up at once. */
 		memset(&e, 0, sizeof e);
-		e.entry_timeout = fs->timeout;
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -278,6 +277,16 @@ void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	int fd = open(path, backing_flags(fi->flags));
 	if (fd < 0)
 		return (void)fuse_reply_err(req, errno);
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_nlink == 0) {
+		/* Removed by another process while the kernel had its name cached:
+		 * ESTALE makes the kernel look the name up again (and find the
+		 * object now there: a re-created stream, say). GETATTR cannot do
+		 * the same: fstat() of an open file arrives there without its
+		 * handle, indistinguishable from stat() by name. */
+		close(fd);
+		return (void)fuse_reply_err(req, ESTALE);
+	}
 	int rc = handle_new(shmfs_of(req), n, fd, fi->flags, fi);
 	if (rc < 0) {
 		close(fd);

@@ -126,39 +126,51 @@ static int seg_stat(fuse_req_t req, struct node *n, struct stat *st)
 	return 0;
 }
 
-static void reply_seg_entry(fuse_req_t req, struct node *n)
+/* Fill E for node N, which holds one kernel reference for it; on failure
+ * that reference is dropped. */
+static int seg_entry(fuse_req_t req, struct node *n, struct fuse_entry_param *e)
 {
 	struct shmfs *fs = shmfs_of(req);
-	struct fuse_entry_param e = {.ino = inode_number(fs, n),
-				     .attr_timeout = 0, .entry_timeout = fs->timeout};
-	int rc = seg_stat(req, n, &e.attr);
-	if (rc < 0) {
+	memset(e, 0, sizeof *e);
+	e->ino = inode_number(fs, n);
+	e->entry_timeout = fs->timeout;
+	e->attr_timeout = 0; /* per-caller attributes, see seg_stat */
+	int rc = seg_stat(req, n, &e->attr);
+	if (rc < 0)
 		inode_forget(fs, n, 1);
-		return (void)fuse_reply_err(req, -rc);
+	return rc;
+}
+
+int sysv_entry(fuse_req_t req, const char *name, struct fuse_entry_param *e)
+{
+	struct shmfs *fs = shmfs_of(req);
+	key_t key = 0;
+	if (sysv_name_parse(name, &key, NULL) == SYSV_NAME_INVALID)
+		return -ENOENT;
+	struct node *n = key ? pending_find(fs, key) : NULL;
+	if (!n) {
+		struct sysv_seg seg;
+		int rc = sysv_lookup(name, &seg);
+		if (rc < 0)
+			return rc;
+		n = inode_get_sysv(&fs->table, seg.shmid, seg.ds.shm_perm.__key);
+		if (!n)
+			return -ENOMEM;
 	}
-	fuse_reply_entry(req, &e);
+	return seg_entry(req, n, e);
 }
 
 void sysv_dir_lookup(fuse_req_t req, const char *name)
 {
-	struct shmfs *fs = shmfs_of(req);
-	struct fuse_entry_param neg = {.entry_timeout = fs->timeout};
-	key_t key = 0;
-	if (sysv_name_parse(name, &key, NULL) == SYSV_NAME_INVALID)
-		return (void)fuse_reply_entry(req, &neg);
-	struct node *n = key ? pending_find(fs, key) : NULL;
-	if (n)
-		return reply_seg_entry(req, n);
-	struct sysv_seg seg;
-	int rc = sysv_lookup(name, &seg);
-	if (rc == -ENOENT)
-		return (void)fuse_reply_entry(req, &neg);
+	struct fuse_entry_param e;
+	int rc = sysv_entry(req, name, &e);
+	if (rc == -ENOENT) { /* never cached: new segments show at once */
+		memset(&e, 0, sizeof e);
+		rc = 0;
+	}
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
-	n = inode_get_sysv(&fs->table, seg.shmid, seg.ds.shm_perm.__key);
-	if (!n)
-		return (void)fuse_reply_err(req, ENOMEM);
-	reply_seg_entry(req, n);
+	fuse_reply_entry(req, &e);
 }
 
 void sysv_seg_getattr(fuse_req_t req, struct node *n)
@@ -409,10 +421,11 @@ void sysv_seg_create(fuse_req_t req, const char *name, mode_t mode, struct fuse_
 		fs->pending_head = n;
 		pthread_mutex_unlock(&fs->pending_lock);
 	}
-	struct fuse_entry_param e = {.ino = inode_number(fs, n), .entry_timeout = fs->timeout};
-	int rc = seg_stat(req, n, &e.attr);
-	if (rc == 0)
-		rc = open_handle(req, n, fi);
+	struct fuse_entry_param e;
+	int rc = seg_entry(req, n, &e);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
+	rc = open_handle(req, n, fi);
 	if (rc < 0) {
 		inode_forget(fs, n, 1);
 		return (void)fuse_reply_err(req, -rc);

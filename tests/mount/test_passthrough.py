@@ -26,16 +26,25 @@ def meminfo_kib(field):
     raise KeyError(field)
 
 
+O_PATH = 0o10000000
+
+
 def fd_count(pid):
-    """Descriptors of PID other than FUSE device clones (one per worker
-    thread of the multithreaded loop, which come and go with the load)."""
+    """Open descriptors of PID, leaving out FUSE device clones (one per worker
+    thread of the multithreaded loop, which come and go with the load) and
+    O_PATH descriptors (one per inode the kernel caches, dropped when it
+    forgets the inode)."""
     count = 0
     for fd in os.listdir(f'/proc/{pid}/fd'):
         try:
-            if os.readlink(f'/proc/{pid}/fd/{fd}') != '/dev/fuse':
-                count += 1
-        except FileNotFoundError:
-            pass
+            if os.readlink(f'/proc/{pid}/fd/{fd}') == '/dev/fuse':
+                continue
+            with open(f'/proc/{pid}/fdinfo/{fd}') as f:
+                flags = int(next(l for l in f if l.startswith('flags:')).split()[1], 8)
+        except (FileNotFoundError, StopIteration):
+            continue
+        if not flags & O_PATH:
+            count += 1
     return count
 
 

@@ -12,7 +12,7 @@ import time
 import unittest
 
 import harness
-from harness import MountTestCase
+from harness import MountTestCase, wait_until
 
 STAT_FIELDS = ('st_mode', 'st_size', 'st_uid', 'st_gid', 'st_nlink',
                'st_atime_ns', 'st_mtime_ns', 'st_ctime_ns')
@@ -97,16 +97,18 @@ class AttributesTest(MountTestCase):
         self.assertEqual(self.read(self.m('link')), pattern(10000))
         self.assertEqual(self.read(self.m('empty')), b'')
 
-    def test_changes_from_outside_show_at_once(self):
+    def test_changes_from_outside_show(self):
         os.chmod(self.s('obj'), 0o604)
         os.chown(self.s('obj'), 42, 43)
         self.write(self.s('obj'), b'x' * 77, mode='ab')
         self.write(self.s('new-outside'), b'new')
         self.assert_same_attributes('obj')
         self.assertEqual(os.stat(self.m('obj')).st_size, 10077)
+        # New objects show at once (negative entries are never cached) ...
         self.assertEqual(self.read(self.m('new-outside')), b'new')
         os.unlink(self.s('new-outside'))
-        self.assertFalse(os.path.exists(self.m('new-outside')))
+        # ... a removal within the entry timeout (-o timeout, 1 s by default).
+        self.assertTrue(wait_until(lambda: not os.path.exists(self.m('new-outside')), 3))
 
 
 class ReadWriteTest(MountTestCase):
@@ -572,6 +574,9 @@ class ChangedWhileOpenTest(MountTestCase):
         fd = os.open(self.m('obj'), os.O_RDWR)
         try:
             os.unlink(self.s('obj'))              # another process removes it
+            # The kernel may answer from its cache for up to -o timeout (1 s).
+            self.assertTrue(wait_until(lambda: not os.path.lexists(self.m('obj')), 3),
+                            'a removed object still shows after the timeout')
             self.assert_errno(errno.ENOENT, os.stat, self.m('obj'))
             self.assertEqual(os.pread(fd, 100, 1000), pattern(self.SIZE)[1000:1100])
             self.assertEqual(os.pwrite(fd, b'still here', 0), 10)
@@ -584,6 +589,33 @@ class ChangedWhileOpenTest(MountTestCase):
         finally:
             os.close(fd)
         self.assert_daemon_alive()
+
+
+    def test_recreated_object_is_found_at_once(self):
+        # What ImageStreamIO does when a stream is re-created: unlink, then
+        # create the same name. Opening through the mount finds the new
+        # object straight away, even with the old name cached.
+        self.assertEqual(self.read(self.m('obj'), 0, 4), pattern(self.SIZE)[:4])
+        os.unlink(self.s('obj'))
+        self.write(self.s('obj'), b'second incarnation')
+        self.assertEqual(self.read(self.m('obj')), b'second incarnation')
+        self.assertEqual(os.stat(self.m('obj')).st_size, 18)
+
+
+class StrictMetadataTest(MountTestCase):
+    """With -o timeout=0 nothing is cached: what another process does to
+    names and attributes in SOURCE shows at once."""
+    mount_options = ['-o', 'timeout=0']
+
+    def test_external_changes_show_at_once(self):
+        self.write(self.s('obj'), b'12345')
+        self.assertEqual(os.stat(self.m('obj')).st_size, 5)
+        os.truncate(self.s('obj'), 3)
+        self.assertEqual(os.stat(self.m('obj')).st_size, 3)
+        os.chmod(self.s('obj'), 0o600)
+        self.assertEqual(os.stat(self.m('obj')).st_mode & 0o777, 0o600)
+        os.unlink(self.s('obj'))
+        self.assert_errno(errno.ENOENT, os.stat, self.m('obj'))
 
 
 class FullFilesystemTest(MountTestCase):

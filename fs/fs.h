@@ -22,10 +22,13 @@ enum node_kind {
 	NODE_POSIX,    /* a file, link or directory of SOURCE (the root too) */
 	NODE_SYSV_DIR, /* the System V directory */
 	NODE_SYSV_SEG, /* one System V segment (or one being created) */
+	NODE_VIEW,     /* a FITS or MRC view of a segment (see view.c) */
 };
 
 struct sysv_pending;
 struct shmfs;
+struct view_state;
+struct sysv_typed;
 
 /* Everything an open hands the kernel as fi->fh starts with this, and is on
  * the mount's list until released: a RELEASE still in flight when the mount
@@ -57,6 +60,10 @@ struct node {
 	 * and how many open handles use it. Both under lock. */
 	int backing_id;
 	int backing_users;
+
+	/* NODE_VIEW: which view (enum view_kind) of which object: a POSIX object
+	 * (fd, dev, ino as above) or a segment (shmid; dev 0, ino = shmid). */
+	uint32_t variant;
 	pthread_mutex_t lock;
 };
 
@@ -83,6 +90,8 @@ struct shmfs {
 	struct node *pending_head;    /* segments being created; see sysv.c */
 	pthread_mutex_t open_lock;    /* the list below */
 	struct open_item open_items;  /* every open handle and directory */
+	pthread_mutex_t typed_lock;   /* the list below */
+	struct sysv_typed *typed;     /* layouts of System V segments (sysvview.c) */
 };
 
 /* ops.c: the list of open items */
@@ -113,6 +122,10 @@ void inode_rekey_sysv(struct inode_table *t, struct node *n, int shmid);
 int inode_ref(struct inode_table *t, struct node *n);
 /* Drop NLOOKUP kernel references; frees the node at zero. */
 void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup);
+/* Find or add a view node (see struct node) and take one kernel reference;
+ * FD (O_PATH of the object, or -1) is adopted or closed as for POSIX nodes. */
+struct node *inode_get_view(struct inode_table *t, int fd, dev_t dev, ino_t ino, uint32_t variant,
+			    int shmid);
 /* A node that is in no table yet (a segment being created), one reference. */
 struct node *inode_new_sysv_pending(key_t key);
 /* The node's backing id for a passthrough open, registering one with the fd
@@ -130,6 +143,7 @@ struct handle {
 	size_t shm_size;
 	int writable;
 	int passthrough;   /* holds a reference on node->backing_id */
+	struct view_state *view; /* NODE_VIEW: the view's image (view.c) */
 };
 
 /* posix.c: ops on files of SOURCE */
@@ -175,6 +189,13 @@ void sysv_dir_unlink(fuse_req_t req, const char *name);
 int sysv_list(void *snapshot);
 void sysv_node_free(struct node *n);
 
+/* xattr.c: extended attributes (user.shmfs.*: what shmfs knows; typed layouts) */
+void xattr_get(fuse_req_t req, struct node *n, const char *name, size_t size);
+void xattr_list(fuse_req_t req, struct node *n, size_t size);
+void xattr_set(fuse_req_t req, struct node *n, const char *name, const char *value, size_t size,
+	       int flags);
+void xattr_remove(fuse_req_t req, struct node *n, const char *name);
+
 /* ops.c */
 extern const struct fuse_lowlevel_ops shmfs_ops;
 /* Whether the root shows the System V directory (SOURCE has no entry of that name). */
@@ -183,5 +204,11 @@ int shmfs_sysv_visible(struct shmfs *fs);
 /* dirsnap (ops.c): a directory listing taken at opendir, so offsets are
  * indexes and stay valid whatever happens to the directory meanwhile. */
 int dirsnap_add(void *snapshot, const char *name, ino_t ino, mode_t type);
+/* Whether SNAPSHOT already has an entry NAME. */
+int dirsnap_has(void *snapshot, const char *name);
+/* Entries so far, and entry I's name and type (S_IFREG, ...). */
+size_t dirsnap_count(void *snapshot);
+const char *dirsnap_name(void *snapshot, size_t i);
+mode_t dirsnap_type(void *snapshot, size_t i);
 
 #endif

@@ -20,9 +20,11 @@
 #include "passthrough.h"
 #include "sysv.h"
 
-static size_t bucket_of(const struct inode_table *t, enum node_kind kind, uint64_t a, uint64_t b)
+static size_t bucket_of(const struct inode_table *t, enum node_kind kind, uint64_t a, uint64_t b,
+			uint32_t variant)
 {
-	uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b + 0x632be59bd9b4e019ull + (uint64_t)kind);
+	uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^
+		     (b + 0x632be59bd9b4e019ull + (uint64_t)kind + ((uint64_t)variant << 40));
 	h ^= h >> 29;
 	return (size_t)(h & (t->nbuckets - 1));
 }
@@ -39,7 +41,7 @@ int inode_table_init(struct inode_table *t)
 
 static void node_free(struct node *n)
 {
-	if (n->kind == NODE_POSIX && n->fd >= 0)
+	if ((n->kind == NODE_POSIX || n->kind == NODE_VIEW) && n->fd >= 0)
 		close(n->fd);
 	if (n->kind == NODE_SYSV_SEG)
 		sysv_node_free(n);
@@ -61,11 +63,13 @@ void inode_table_destroy(struct inode_table *t)
 	pthread_mutex_destroy(&t->lock);
 }
 
+/* The identity a node is filed under: see inode_get_*. */
 static uint64_t key_a(const struct node *n)
 {
-	return n->kind == NODE_POSIX ? (uint64_t)n->dev : (uint64_t)(uint32_t)n->shmid;
+	return n->kind == NODE_SYSV_SEG ? (uint64_t)(uint32_t)n->shmid : (uint64_t)n->dev;
 }
-static uint64_t key_b(const struct node *n) { return n->kind == NODE_POSIX ? (uint64_t)n->ino : 0; }
+static uint64_t key_b(const struct node *n) { return n->kind == NODE_SYSV_SEG ? 0 : (uint64_t)n->ino; }
+#define BUCKET(t, n) bucket_of((t), (n)->kind, key_a(n), key_b(n), (n)->variant)
 
 /* Double the bucket array when the table gets crowded; caller holds lock.
  * Failure to grow is harmless (chains just get longer). */
@@ -84,7 +88,7 @@ static void maybe_grow(struct inode_table *t)
 		struct node *n = old[i];
 		while (n) {
 			struct node *next = n->hash_next;
-			size_t b = bucket_of(t, n->kind, key_a(n), key_b(n));
+			size_t b = BUCKET(t, n);
 			n->hash_next = nb[b];
 			nb[b] = n;
 			n = next;
@@ -95,7 +99,7 @@ static void maybe_grow(struct inode_table *t)
 
 static void insert(struct inode_table *t, struct node *n)
 {
-	size_t b = bucket_of(t, n->kind, key_a(n), key_b(n));
+	size_t b = BUCKET(t, n);
 	n->hash_next = t->buckets[b];
 	t->buckets[b] = n;
 	t->count++;
@@ -104,7 +108,7 @@ static void insert(struct inode_table *t, struct node *n)
 
 static void unlink_node(struct inode_table *t, struct node *n)
 {
-	size_t b = bucket_of(t, n->kind, key_a(n), key_b(n));
+	size_t b = BUCKET(t, n);
 	for (struct node **pp = &t->buckets[b]; *pp; pp = &(*pp)->hash_next) {
 		if (*pp == n) {
 			*pp = n->hash_next;
@@ -141,7 +145,7 @@ fuse_ino_t inode_number(struct shmfs *fs, struct node *n)
 struct node *inode_get_posix(struct inode_table *t, int fd, dev_t dev, ino_t ino)
 {
 	pthread_mutex_lock(&t->lock);
-	size_t b = bucket_of(t, NODE_POSIX, (uint64_t)dev, (uint64_t)ino);
+	size_t b = bucket_of(t, NODE_POSIX, (uint64_t)dev, (uint64_t)ino, 0);
 	for (struct node *n = t->buckets[b]; n; n = n->hash_next) {
 		if (n->kind == NODE_POSIX && n->dev == dev && n->ino == ino) {
 			n->nlookup++;
@@ -168,7 +172,7 @@ struct node *inode_get_posix(struct inode_table *t, int fd, dev_t dev, ino_t ino
 struct node *inode_get_sysv(struct inode_table *t, int shmid, key_t key)
 {
 	pthread_mutex_lock(&t->lock);
-	size_t b = bucket_of(t, NODE_SYSV_SEG, (uint64_t)(uint32_t)shmid, 0);
+	size_t b = bucket_of(t, NODE_SYSV_SEG, (uint64_t)(uint32_t)shmid, 0, 0);
 	for (struct node *n = t->buckets[b]; n; n = n->hash_next) {
 		if (n->kind == NODE_SYSV_SEG && n->shmid == shmid) {
 			n->nlookup++;
@@ -183,6 +187,38 @@ struct node *inode_get_sysv(struct inode_table *t, int shmid, key_t key)
 		n->nlookup = 1;
 		insert(t, n);
 	}
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct node *inode_get_view(struct inode_table *t, int fd, dev_t dev, ino_t ino, uint32_t variant,
+			    int shmid)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t b = bucket_of(t, NODE_VIEW, (uint64_t)dev, (uint64_t)ino, variant);
+	for (struct node *n = t->buckets[b]; n; n = n->hash_next) {
+		if (n->kind == NODE_VIEW && n->dev == dev && n->ino == ino && n->variant == variant) {
+			n->nlookup++;
+			pthread_mutex_unlock(&t->lock);
+			if (fd >= 0)
+				close(fd);
+			return n;
+		}
+	}
+	struct node *n = node_alloc(NODE_VIEW);
+	if (!n) {
+		pthread_mutex_unlock(&t->lock);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	n->fd = fd;
+	n->dev = dev;
+	n->ino = ino;
+	n->variant = variant;
+	n->shmid = shmid;
+	n->nlookup = 1;
+	insert(t, n);
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
@@ -228,7 +264,7 @@ void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup)
 	}
 	n->nlookup = 0;
 	/* A segment node that never got its shmid is in no bucket. */
-	if (n->kind == NODE_POSIX || n->shmid >= 0)
+	if (n->kind != NODE_SYSV_SEG || n->shmid >= 0)
 		unlink_node(t, n);
 	pthread_mutex_unlock(&t->lock);
 	node_free(n);

@@ -163,6 +163,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 	pthread_mutex_init(&fs->sysv_dir.lock, NULL);
 	pthread_mutex_init(&fs->pending_lock, NULL);
 	pthread_mutex_init(&fs->open_lock, NULL);
+	pthread_mutex_init(&fs->typed_lock, NULL);
 	fs->open_items.next = fs->open_items.prev = &fs->open_items;
 	if (inode_table_init(&fs->table) < 0) {
 		fprintf(stderr, "shmfs: out of memory\n");

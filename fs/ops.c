@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "sysv.h"
+#include "fsview.h"
 
 #define NODE(req, ino) inode_node(shmfs_of(req), (ino))
 #define HANDLE(fi) ((struct handle *)(uintptr_t)(fi)->fh)
@@ -96,6 +97,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	case NODE_SYSV_SEG:
 		return sysv_seg_getattr(req, n);
+	case NODE_VIEW:
+		return view_getattr(req, n);
 	}
 }
 
@@ -108,6 +111,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return posix_setattr(req, n, attr, to_set, fi);
 	case NODE_SYSV_SEG:
 		return sysv_seg_setattr(req, n, attr, to_set, fi);
+	case NODE_VIEW:
+		/* A view is made from its segment: times may be set (and are
+		 * ignored, as cp -p does), nothing else. */
+		if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+			       FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
+			return (void)fuse_reply_err(req, EPERM);
+		return view_getattr(req, n);
 	default:
 		return (void)fuse_reply_err(req, EPERM);
 	}
@@ -116,6 +126,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct node *n = NODE(req, ino);
+	if (n->kind == NODE_VIEW) {
+		char target[64];
+		int rc = sysvview_readlink(shmfs_of(req), n, target, sizeof target);
+		return (void)(rc < 0 ? fuse_reply_err(req, -rc) : fuse_reply_readlink(req, target));
+	}
 	if (n->kind != NODE_POSIX)
 		return (void)fuse_reply_err(req, EINVAL);
 	posix_readlink(req, n);
@@ -209,6 +224,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return posix_open(req, n, fi);
 	case NODE_SYSV_SEG:
 		return sysv_seg_open(req, n, fi);
+	case NODE_VIEW:
+		return view_open(req, n, fi);
 	default:
 		return (void)fuse_reply_err(req, EISDIR);
 	}
@@ -230,6 +247,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	(void)ino;
 	struct handle *h = HANDLE(fi);
+	if (h->view)
+		return view_read(req, h, size, off);
 	if (h->node->kind == NODE_SYSV_SEG)
 		return sysv_seg_read(req, h, size, off);
 	posix_read(req, h, size, off);
@@ -240,6 +259,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	(void)ino;
 	struct handle *h = HANDLE(fi);
+	if (h->view)
+		return view_write(req, h, buf, size, off);
 	if (h->node->kind == NODE_SYSV_SEG)
 		return sysv_seg_write(req, h, buf, size, off);
 	posix_write(req, h, buf, size, off);
@@ -249,7 +270,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	struct handle *h = HANDLE(fi);
-	int rc = h->node->kind == NODE_SYSV_SEG ? sysv_seg_flush(h) : 0;
+	int rc = h->view ? view_flush(h) : h->node->kind == NODE_SYSV_SEG ? sysv_seg_flush(h) : 0;
 	fuse_reply_err(req, -rc);
 }
 
@@ -257,7 +278,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	(void)ino;
 	struct handle *h = HANDLE(fi);
-	if (h->node->kind == NODE_SYSV_SEG)
+	if (h->view)
+		view_release(shmfs_of(req), h);
+	else if (h->node->kind == NODE_SYSV_SEG)
 		sysv_seg_release(shmfs_of(req), h);
 	else
 		posix_release(shmfs_of(req), h);
@@ -269,6 +292,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	(void)ino;
 	struct handle *h = HANDLE(fi);
 	/* A segment is memory: there is nothing to write back. */
+	if (h->view)
+		return (void)fuse_reply_err(req, -view_flush(h));
 	if (h->node->kind == NODE_SYSV_SEG)
 		return (void)fuse_reply_err(req, 0);
 	posix_fsync(req, h, datasync);
@@ -339,6 +364,19 @@ int dirsnap_add(void *snapshot, const char *name, ino_t ino, mode_t type)
 	return 0;
 }
 
+int dirsnap_has(void *snapshot, const char *name)
+{
+	struct dirsnap *d = snapshot;
+	for (size_t i = 0; i < d->count; i++)
+		if (strcmp(d->entries[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+size_t dirsnap_count(void *snapshot) { return ((struct dirsnap *)snapshot)->count; }
+const char *dirsnap_name(void *snapshot, size_t i) { return ((struct dirsnap *)snapshot)->entries[i].name; }
+mode_t dirsnap_type(void *snapshot, size_t i) { return ((struct dirsnap *)snapshot)->entries[i].type; }
+
 static void dirsnap_free(struct dirsnap *d)
 {
 	if (!d)
@@ -361,9 +399,13 @@ static int dirsnap_fill(struct shmfs *fs, struct node *n, struct dirsnap *d)
 		int rc = dirsnap_add(d, ".", sysv_ino(-1), S_IFDIR);
 		if (rc == 0)
 			rc = dirsnap_add(d, "..", 1, S_IFDIR);
-		return rc ? rc : sysv_list(d);
+		if (rc == 0)
+			rc = sysv_list(d);
+		return rc ? rc : sysvview_list(fs, d);
 	}
 	int rc = posix_list(fs, n, d);
+	if (rc == 0)
+		rc = view_list(fs, n, d);
 	if (rc == 0 && n == &fs->root && shmfs_sysv_visible(fs))
 		rc = dirsnap_add(d, fs->sysvdir, sysv_ino(-1), S_IFDIR);
 	return rc;
@@ -373,7 +415,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct shmfs *fs = shmfs_of(req);
 	struct node *n = NODE(req, ino);
-	if (n->kind == NODE_SYSV_SEG)
+	if (n->kind == NODE_SYSV_SEG || n->kind == NODE_VIEW)
 		return (void)fuse_reply_err(req, ENOTDIR);
 	struct dirsnap *d = calloc(1, sizeof *d);
 	if (!d)
@@ -432,7 +474,10 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			e.attr.st_ino = d->entries[i].ino;
 			e.attr.st_mode = d->entries[i].type;
 		} else if (dir->kind == NODE_SYSV_DIR) {
-			if (sysv_entry(req, name, &e) < 0)
+			int rc = sysv_entry(req, name, &e);
+			if (rc == -ENOENT)
+				rc = sysvview_entry(fs, name, &e);
+			if (rc < 0)
 				continue; /* gone since opendir */
 			ref = inode_node(fs, e.ino);
 		} else if (is_sysv_name(req, dir, name)) {
@@ -441,7 +486,10 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 						      .entry_timeout = fs->timeout};
 			sysv_dir_stat(fs, &e.attr);
 		} else {
-			if (posix_entry(fs, dir, name, &e) < 0)
+			int rc = posix_entry(fs, dir, name, &e);
+			if (rc == -ENOENT)
+				rc = view_entry(fs, dir, name, &e);
+			if (rc < 0)
 				continue;
 			ref = inode_node(fs, e.ino);
 		}
@@ -487,6 +535,39 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	fuse_reply_err(req, 0);
 }
 
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct node *n = NODE(req, ino);
+	if (n->kind == NODE_SYSV_SEG)
+		return sysvview_getxattr(req, n, name, size);
+	xattr_get(req, n, name, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct node *n = NODE(req, ino);
+	if (n->kind == NODE_SYSV_SEG)
+		return sysvview_listxattr(req, n, size);
+	xattr_list(req, n, size);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct node *n = NODE(req, ino);
+	if (n->kind == NODE_SYSV_SEG)
+		return sysvview_setxattr(req, n, name, value, size);
+	xattr_set(req, n, name, value, size, flags);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct node *n = NODE(req, ino);
+	if (n->kind == NODE_SYSV_SEG)
+		return sysvview_removexattr(req, n, name);
+	xattr_remove(req, n, name);
+}
+
 const struct fuse_lowlevel_ops shmfs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -516,4 +597,8 @@ const struct fuse_lowlevel_ops shmfs_ops = {
 	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,
 	.access = op_access,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
 };

@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "passthrough.h"
+#include "fsview.h"
 
 /* Path that reopens an O_PATH descriptor with real access modes. */
 static void proc_path(char buf[64], int fd) { snprintf(buf, 64, "/proc/self/fd/%d", fd); }
@@ -48,6 +49,8 @@ void posix_lookup(fuse_req_t req, struct node *parent, const char *name)
 	struct shmfs *fs = shmfs_of(req);
 	struct fuse_entry_param e;
 	int rc = posix_entry(fs, parent, name, &e);
+	if (rc == -ENOENT)
+		rc = view_entry(fs, parent, name, &e);
 	if (rc == -ENOENT) {
 		/* Never cached: an object another process creates in SOURCE
 		 * shows up at once. */

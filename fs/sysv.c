@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "fsview.h"
 #include "passthrough.h"
 #include "sysv.h"
 
@@ -164,6 +165,8 @@ void sysv_dir_lookup(fuse_req_t req, const char *name)
 {
 	struct fuse_entry_param e;
 	int rc = sysv_entry(req, name, &e);
+	if (rc == -ENOENT)
+		rc = sysvview_entry(shmfs_of(req), name, &e);
 	if (rc == -ENOENT) { /* never cached: new segments show at once */
 		memset(&e, 0, sizeof e);
 		rc = 0;
@@ -578,6 +581,8 @@ void sysv_dir_unlink(fuse_req_t req, const char *name)
 		rc = -EPERM;
 	if (rc == 0)
 		rc = sysv_remove(seg.shmid);
+	if (rc == 0)
+		sysvview_forget_segment(fs, seg.shmid);
 	fuse_reply_err(req, -rc);
 }
 

@@ -1,0 +1,295 @@
+/* isio.c - ImageStreamIO "2.00" stream files; see isio.h. */
+#define _GNU_SOURCE
+#include "isio.h"
+
+#include <errno.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "guard.h"
+
+/* Metadata offsets (../shared/formats/imagestreamio.md). */
+#define OFF_VERSION 0
+#define OFF_NAXIS 112
+#define OFF_SIZE 116
+#define OFF_NELEMENT 128
+#define OFF_DATATYPE 136
+#define OFF_IMAGETYPE 144
+#define OFF_LOCATION 240
+#define OFF_SEM 258
+#define OFF_NBPROCTRACE 260
+#define OFF_NBKW 290
+#define OFF_CBSIZE 292
+#define OFF_IMDATAMEMSIZE 312
+#define PROCTRACE_SIZE 64
+#define CB_RECORD_SIZE 48
+#define SEM_POST_BELOW 10
+
+static uint64_t get_u64(const unsigned char *p, size_t off)
+{
+	uint64_t v;
+	memcpy(&v, p + off, 8);
+	return v;
+}
+static uint32_t get_u32(const unsigned char *p, size_t off)
+{
+	uint32_t v;
+	memcpy(&v, p + off, 4);
+	return v;
+}
+static uint16_t get_u16(const unsigned char *p, size_t off)
+{
+	uint16_t v;
+	memcpy(&v, p + off, 2);
+	return v;
+}
+
+/* *acc += R8(n), false on overflow. */
+static int add_r8(uint64_t *acc, uint64_t n)
+{
+	uint64_t r;
+	if (__builtin_add_overflow(n, 7, &r))
+		return 0;
+	r &= ~(uint64_t)7;
+	return !__builtin_add_overflow(*acc, r, acc);
+}
+
+static int mul_add_r8(uint64_t *acc, uint64_t a, uint64_t b)
+{
+	uint64_t n;
+	return !__builtin_mul_overflow(a, b, &n) && add_r8(acc, n);
+}
+
+static struct timespec get_ts(const unsigned char *m, size_t off)
+{
+	struct timespec ts;
+	int64_t sec = (int64_t)get_u64(m, off), nsec = (int64_t)get_u64(m, off + 8);
+	ts.tv_sec = (time_t)sec;
+	ts.tv_nsec = (nsec >= 0 && nsec < 1000000000) ? (long)nsec : 0;
+	return ts;
+}
+
+void isio_state(const void *meta, struct isio_stream *s)
+{
+	const unsigned char *m = meta;
+	s->cnt0 = get_u64(m, ISIO_OFF_CNT0);
+	s->cnt1 = get_u64(m, ISIO_OFF_CNT1);
+	s->writetime = get_ts(m, ISIO_OFF_WRITETIME);
+	s->atime = get_ts(m, ISIO_OFF_ATIME);
+}
+
+#define REFUSE(...) do { snprintf(why, whylen, __VA_ARGS__); return -EINVAL; } while (0)
+
+int isio_parse(const void *meta, size_t meta_len, uint64_t file_size, struct isio_stream *s,
+	       char *why, size_t whylen)
+{
+	const unsigned char *m = meta;
+	memset(s, 0, sizeof *s);
+	if (meta_len < ISIO_META_SIZE || file_size < ISIO_META_SIZE)
+		REFUSE("shorter than the 384-byte metadata");
+	if (memcmp(m + OFF_VERSION, "2.00", 5) != 0) {
+		char v[9];
+		size_t i;
+		for (i = 0; i < 8 && m[i] >= 0x20 && m[i] < 0x7f; i++)
+			v[i] = (char)m[i];
+		v[i] = '\0';
+		REFUSE("layout version '%s' is not 2.00", v);
+	}
+	int8_t location = (int8_t)m[OFF_LOCATION];
+	if (location != -1)
+		REFUSE("a GPU stream (location %d): its pixels are not in the file", location);
+	s->naxis = m[OFF_NAXIS];
+	if (s->naxis < 1 || s->naxis > 3)
+		REFUSE("naxis %d is not 1 to 3", s->naxis);
+	uint64_t n = 1;
+	for (int i = 0; i < 3; i++) {
+		s->size[i] = get_u32(m, OFF_SIZE + 4 * (size_t)i);
+		if (i < s->naxis) {
+			if (s->size[i] == 0)
+				REFUSE("axis %d has size 0", i + 1);
+			if (__builtin_mul_overflow(n, s->size[i], &n))
+				REFUSE("the sizes overflow");
+		}
+	}
+	s->nelement = get_u64(m, OFF_NELEMENT);
+	if (s->nelement != n)
+		REFUSE("nelement %llu is not the product of the sizes (%llu)",
+		       (unsigned long long)s->nelement, (unsigned long long)n);
+	s->type = (enum elem_type)m[OFF_DATATYPE];
+	if (elem_size(s->type) == 0)
+		REFUSE("unknown datatype %u", m[OFF_DATATYPE]);
+	if (__builtin_mul_overflow(n, (uint64_t)elem_size(s->type), &s->datasize))
+		REFUSE("the pixel size overflows");
+	if (get_u64(m, OFF_IMDATAMEMSIZE) != s->datasize)
+		REFUSE("imdatamemsize %llu is not %llu",
+		       (unsigned long long)get_u64(m, OFF_IMDATAMEMSIZE),
+		       (unsigned long long)s->datasize);
+	s->nbkw = get_u16(m, OFF_NBKW);
+	s->nsem = get_u16(m, OFF_SEM);
+	uint16_t nproctrace = get_u16(m, OFF_NBPROCTRACE);
+	uint64_t imagetype = get_u64(m, OFF_IMAGETYPE);
+	uint32_t cbsize = get_u32(m, OFF_CBSIZE);
+
+	uint64_t off = ISIO_META_SIZE;
+	s->off_data = off;
+	int ok = add_r8(&off, s->datasize);
+	s->off_keywords = off;
+	ok = ok && mul_add_r8(&off, ISIO_KW_SIZE, s->nbkw);
+	s->off_sems = off;
+	ok = ok && mul_add_r8(&off, ISIO_SEM_SIZE, s->nsem);
+	ok = ok && add_r8(&off, ISIO_SEM_SIZE); /* semlog */
+	for (int i = 0; i < 4; i++)             /* read/write PIDs, semctrl, semstatus */
+		ok = ok && mul_add_r8(&off, 4, s->nsem);
+	ok = ok && mul_add_r8(&off, PROCTRACE_SIZE, nproctrace);
+	if ((imagetype & 0xF000F) == 0x20001) { /* temporal circular buffer */
+		ok = ok && mul_add_r8(&off, 16, s->size[2]);
+		ok = ok && mul_add_r8(&off, 16, s->size[2]);
+		ok = ok && mul_add_r8(&off, 8, s->size[2]);
+	}
+	ok = ok && mul_add_r8(&off, CB_RECORD_SIZE, cbsize);
+	ok = ok && mul_add_r8(&off, s->datasize, cbsize);
+	if (!ok)
+		REFUSE("the sizes its fields imply overflow");
+	s->file_size = off;
+	if (off != file_size)
+		REFUSE("the file has %llu bytes, its fields imply %llu",
+		       (unsigned long long)file_size, (unsigned long long)off);
+
+	size_t i;
+	for (i = 0; i < 80 && m[ISIO_OFF_NAME + i]; i++) {
+		unsigned char c = m[ISIO_OFF_NAME + i];
+		s->name[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	s->name[i] = '\0';
+	isio_state(m, s);
+	return 0;
+}
+
+int isio_is_stream_name(const char *name)
+{
+	size_t len = strlen(name), sl = sizeof ISIO_SUFFIX - 1;
+	return len > sl && strcmp(name + len - sl, ISIO_SUFFIX) == 0;
+}
+
+int isio_keyword(const void *slot, struct isio_keyword *kw)
+{
+	const unsigned char *p = slot;
+	memset(kw, 0, sizeof *kw);
+	for (size_t i = 0; i < 16 && p[i]; i++)
+		kw->name[i] = (char)p[i];
+	kw->type = (char)p[16];
+	if (!kw->name[0] || (kw->type != 'L' && kw->type != 'D' && kw->type != 'S'))
+		return -ENOENT;
+	memcpy(&kw->l, p + 24, 8);
+	memcpy(&kw->d, p + 24, 8);
+	for (size_t i = 0; i < 16 && p[24 + i]; i++)
+		kw->s[i] = (char)p[24 + i];
+	for (size_t i = 0; i < 80 && p[48 + i]; i++)
+		kw->comment[i] = (char)p[48 + i];
+	return 0;
+}
+
+struct frame_ctx {
+	const unsigned char *map;
+	const struct isio_stream *s;
+	isio_copy_fn copy;
+	void *arg;
+	unsigned char *meta;
+	uint64_t cnt0_after;
+	int write_after;
+};
+
+static void copy_meta(void *arg)
+{
+	struct frame_ctx *c = arg;
+	memcpy(c->meta, c->map, ISIO_META_SIZE);
+}
+
+static void copy_pixels(void *arg)
+{
+	struct frame_ctx *c = arg;
+	c->copy(c->map + c->s->off_data, c->arg);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	c->cnt0_after = __atomic_load_n((const uint64_t *)(const void *)(c->map + ISIO_OFF_CNT0),
+					__ATOMIC_ACQUIRE);
+	c->write_after = __atomic_load_n(c->map + ISIO_OFF_WRITE, __ATOMIC_ACQUIRE);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int isio_read_frame(const void *map, size_t map_len, const struct isio_stream *s,
+		    isio_copy_fn copy, void *arg, unsigned char *meta, int max_wait_ms)
+{
+	if (map_len < s->file_size)
+		return -EFAULT;
+	struct frame_ctx c = {map, s, copy, arg, meta, 0, 0};
+	double deadline = now_ms() + max_wait_ms;
+	for (;;) {
+		if (guard_call(copy_meta, &c) < 0)
+			return -EFAULT;
+		uint64_t cnt0 = get_u64(meta, ISIO_OFF_CNT0);
+		if (!meta[ISIO_OFF_WRITE]) {
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			if (guard_call(copy_pixels, &c) < 0)
+				return -EFAULT;
+			if (c.cnt0_after == cnt0 && !c.write_after)
+				return 0;
+		}
+		if (now_ms() > deadline)
+			return -EAGAIN;
+		struct timespec pause = {0, 20000};
+		nanosleep(&pause, NULL);
+	}
+}
+
+struct write_ctx {
+	unsigned char *map;
+	const struct isio_stream *s;
+	int begin;
+};
+
+static void frame_update(void *arg)
+{
+	struct write_ctx *c = arg;
+	unsigned char *m = c->map;
+	if (c->begin) {
+		__atomic_store_n(m + ISIO_OFF_WRITE, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t t[2] = {(int64_t)now.tv_sec, (int64_t)now.tv_nsec};
+	memcpy(m + ISIO_OFF_WRITETIME, t, sizeof t);
+	memcpy(m + ISIO_OFF_ATIME, t, sizeof t);
+	__atomic_fetch_add((uint64_t *)(void *)(m + ISIO_OFF_CNT0), 1, __ATOMIC_RELEASE);
+	__atomic_store_n(m + ISIO_OFF_WRITE, 0, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < c->s->nsem; i++) {
+		sem_t *sem = (sem_t *)(void *)(m + c->s->off_sems + (uint64_t)i * ISIO_SEM_SIZE);
+		int value = 0;
+		if (sem_getvalue(sem, &value) == 0 && value < SEM_POST_BELOW)
+			sem_post(sem);
+	}
+}
+
+int isio_frame_begin(void *map, size_t map_len, const struct isio_stream *s)
+{
+	if (map_len < s->file_size)
+		return -EFAULT;
+	struct write_ctx c = {map, s, 1};
+	return guard_call(frame_update, &c);
+}
+
+int isio_frame_end(void *map, size_t map_len, const struct isio_stream *s)
+{
+	if (map_len < s->file_size)
+		return -EFAULT;
+	struct write_ctx c = {map, s, 0};
+	return guard_call(frame_update, &c);
+}

@@ -1,0 +1,93 @@
+/* isio.h - ImageStreamIO "2.00" stream files (milk/cacao X.im.shm): the
+ * metadata checked against the file's real size, the keyword slots, a
+ * consistent frame taken with the stream's update protocol, and a frame
+ * finished as a writer finishes one. Layout: ../shared/formats/imagestreamio.md.
+ * Every byte of a stream is untrusted. */
+#ifndef SHMFS_ISIO_H
+#define SHMFS_ISIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "elem.h"
+
+#define ISIO_META_SIZE 384
+#define ISIO_KW_SIZE 128
+#define ISIO_SEM_SIZE 32
+#define ISIO_SUFFIX ".im.shm"
+
+/* Metadata fields used here (offsets in the 384-byte struct). */
+#define ISIO_OFF_NAME 32
+#define ISIO_OFF_CNT0 264
+#define ISIO_OFF_CNT1 272
+#define ISIO_OFF_WRITE 288
+#define ISIO_OFF_ATIME 184
+#define ISIO_OFF_WRITETIME 200
+
+struct isio_stream {
+	char name[81];          /* NUL-terminated, printable */
+	int naxis;              /* 1..3 */
+	uint32_t size[3];       /* size[0] = x, fastest */
+	uint64_t nelement;
+	enum elem_type type;
+	uint64_t datasize;      /* bytes of pixels */
+	uint16_t nbkw;          /* keyword slots */
+	uint16_t nsem;          /* semaphores */
+	uint64_t off_data;      /* 384 */
+	uint64_t off_keywords;
+	uint64_t off_sems;
+	uint64_t file_size;     /* what the fields imply; equals the real size */
+	/* state when parsed */
+	uint64_t cnt0, cnt1;
+	struct timespec writetime, atime;
+};
+
+/* Check the metadata in META (META_LEN >= 384 bytes) of a file of FILE_SIZE
+ * bytes: version "2.00", CPU location, naxis 1-3, sizes and element count
+ * consistent, a known datatype, imdatamemsize = element size x count, and a
+ * file size equal to the one the fields imply (no overflow anywhere).
+ * Returns 0, or -EINVAL with one sentence in WHY. */
+int isio_parse(const void *meta, size_t meta_len, uint64_t file_size, struct isio_stream *s,
+	       char *why, size_t whylen);
+
+/* Refresh the state fields (cnt0, cnt1, times) of S from META. */
+void isio_state(const void *meta, struct isio_stream *s);
+
+/* Whether NAME ends in ".im.shm" with a non-empty stream name before it. */
+int isio_is_stream_name(const char *name);
+
+/* One keyword slot (128 bytes at SLOT). Returns 0 and fills KW, or -ENOENT
+ * for an unused slot ('N', or a type that is not L, D or S, or no name). */
+struct isio_keyword {
+	char name[17];
+	char type;              /* 'L', 'D' or 'S' */
+	int64_t l;
+	double d;
+	char s[17];
+	char comment[81];
+};
+int isio_keyword(const void *slot, struct isio_keyword *kw);
+
+/* Copy one consistent frame of the stream mapped at MAP (MAP_LEN bytes,
+ * shared mapping of the stream file): the pixels to PIXELS (s->datasize
+ * bytes, or CONVERT(PIXELS_SRC, ARG) instead when CONVERT is given, which
+ * must copy s->datasize bytes from the source it is handed), following the
+ * update protocol: take cnt0 while write == 0, copy, check cnt0 and write
+ * again; retry while a writer is at work, up to about MAX_WAIT_MS. META
+ * (384 bytes) receives the metadata of the frame taken. Returns 0, -EAGAIN if
+ * no consistent frame could be had in time, or -EFAULT if the file was
+ * shrunk under the mapping. */
+typedef void (*isio_copy_fn)(const void *src, void *arg);
+int isio_read_frame(const void *map, size_t map_len, const struct isio_stream *s,
+		    isio_copy_fn copy, void *arg, unsigned char *meta, int max_wait_ms);
+
+/* Frame protocol for a writer that is not the stream's owner: mark the frame
+ * being written (write = 1) ... */
+int isio_frame_begin(void *map, size_t map_len, const struct isio_stream *s);
+/* ... and finish it: write time (and acquisition time) now, cnt0 + 1,
+ * write = 0, then post every semaphore whose value is below 10, so readers
+ * waiting on the stream wake up. Returns 0 or -EFAULT. */
+int isio_frame_end(void *map, size_t map_len, const struct isio_stream *s);
+
+#endif

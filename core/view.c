@@ -1,0 +1,128 @@
+/* view.c - synthesized image files held in memory; see view.h. */
+#define _GNU_SOURCE
+#include "view.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static size_t out_size(enum view_format f, enum elem_type t)
+{
+	struct elem_fits ef;
+	if (f == VIEW_MRC)
+		return elem_size(t);
+	return elem_fits(t, &ef) == 0 ? ef.fits_size : 0;
+}
+
+int view_size(enum view_format f, enum elem_type t, uint64_t nelement, uint64_t header_len,
+	      uint64_t *data_len, uint64_t *file_size)
+{
+	size_t es = out_size(f, t);
+	uint64_t data;
+	if (es == 0)
+		return -EINVAL;
+	if (__builtin_mul_overflow(nelement, (uint64_t)es, &data) || data > (UINT64_C(1) << 50))
+		return -EOVERFLOW;
+	uint64_t padded = f == VIEW_FITS ? fits_data_size(data) : data;
+	if (__builtin_add_overflow(padded, header_len, file_size))
+		return -EOVERFLOW;
+	*data_len = data;
+	return 0;
+}
+
+int view_alloc(struct view_image *v, enum view_format f, enum elem_type t, uint64_t nelement,
+	       uint64_t header_len)
+{
+	memset(v, 0, sizeof *v);
+	int rc = view_size(f, t, nelement, header_len, &v->data_len, &v->file_size);
+	if (rc < 0)
+		return rc;
+	v->format = f;
+	v->type = t;
+	v->nelement = nelement;
+	v->header_len = header_len;
+	v->map_len = v->file_size ? (size_t)v->file_size : 1;
+	/* Anonymous memory: zeroed, and returned to the system at close. */
+	void *p = mmap(NULL, v->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		v->map_len = 0;
+		return -ENOMEM;
+	}
+	v->bytes = p;
+	return 0;
+}
+
+void view_free(struct view_image *v)
+{
+	if (v->bytes)
+		munmap(v->bytes, v->map_len);
+	v->bytes = NULL;
+}
+
+void view_fill(struct view_image *v, const void *src)
+{
+	unsigned char *dst = v->bytes + v->header_len;
+	if (v->format == VIEW_MRC)
+		memcpy(dst, src, v->data_len);
+	else
+		elem_to_fits(v->type, src, dst, v->nelement);
+}
+
+void view_extract(const struct view_image *v, void *dst)
+{
+	const unsigned char *src = v->bytes + v->header_len;
+	if (v->format == VIEW_MRC)
+		memcpy(dst, src, v->data_len);
+	else
+		elem_from_fits(v->type, src, dst, v->nelement);
+}
+
+void view_iso_date(const struct timespec *ts, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t sec = ts->tv_sec;
+	if (!gmtime_r(&sec, &tm)) {
+		snprintf(buf, len, "1970-01-01T00:00:00");
+		return;
+	}
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts->tv_nsec / 1000);
+}
+
+int view_stream_header(const struct isio_stream *s, const unsigned char *meta,
+		       const unsigned char *keywords, struct fits_header *h)
+{
+	uint64_t dims[3] = {s->size[0], s->size[1], s->size[2]};
+	struct isio_stream now = *s;
+	char date[40];
+	int rc = fitshdr_image(h, s->type, s->naxis, dims);
+	isio_state(meta, &now);
+	if (rc == 0)
+		rc = fitshdr_string(h, "SHMNAME", now.name, "ImageStreamIO stream name");
+	if (rc == 0)
+		rc = fitshdr_int(h, "CNT0", (long long)now.cnt0, "frame counter");
+	if (rc == 0)
+		rc = fitshdr_int(h, "CNT1", (long long)now.cnt1, "last slice written");
+	if (rc == 0 && now.writetime.tv_sec) {
+		view_iso_date(&now.writetime, date, sizeof date);
+		rc = fitshdr_string(h, "DATE", date, "stream write time (UTC)");
+	}
+	if (rc == 0 && now.atime.tv_sec) {
+		view_iso_date(&now.atime, date, sizeof date);
+		rc = fitshdr_string(h, "DATE-OBS", date, "acquisition time (UTC)");
+	}
+	for (unsigned i = 0; rc == 0 && i < s->nbkw; i++) {
+		struct isio_keyword kw;
+		if (isio_keyword(keywords + (size_t)i * ISIO_KW_SIZE, &kw) < 0 || kw.name[0] == '_')
+			continue;
+		if (kw.type == 'L')
+			rc = fitshdr_int(h, kw.name, (long long)kw.l, kw.comment);
+		else if (kw.type == 'D')
+			rc = fitshdr_real(h, kw.name, kw.d, kw.comment);
+		else
+			rc = fitshdr_string(h, kw.name, kw.s, kw.comment);
+	}
+	return rc;
+}

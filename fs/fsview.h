@@ -1,0 +1,59 @@
+/* view.h - FITS and MRC views of segments in the mount (see view.c). */
+#ifndef SHMFS_FSVIEW_H
+#define SHMFS_FSVIEW_H
+
+#include "fs.h"
+#include "typed.h"
+#include "view.h"
+
+/* Which view of which kind of segment a view node is (node->variant). */
+enum view_kind {
+	VK_NONE = 0,
+	VK_STREAM_FITS,  /* X.im.shm -> X.fits */
+	VK_IMOD_MRC,     /* IMODShrMem_KB_N -> IMODShrMem_KB_N.mrc */
+	VK_IMOD_FITS,    /* IMODShrMem_KB_N -> IMODShrMem_KB_N.fits */
+	VK_TYPED_FITS,   /* any object with user.shmfs.type/shape -> NAME.fits */
+	VK_CFITSIO_FITS, /* sysv/0xKEY of a CFITSIO shmem file -> sysv/0xKEY.fits */
+	VK_CFITSIO_LINK, /* sysv/hN.fits -> 0xKEY.fits (a symlink) */
+	VK_SYSV_TYPED_FITS, /* a System V segment typed by the user -> sysv/NAME.fits */
+};
+
+/* sysvview.c: views in the System V directory. */
+/* The entry of view or link NAME there, with a kernel reference; -ENOENT. */
+int sysvview_entry(struct shmfs *fs, const char *name, struct fuse_entry_param *e);
+/* Add the views and links of the System V directory to SNAPSHOT. */
+int sysvview_list(struct shmfs *fs, void *snapshot);
+/* The stat of a System V view or link node; 0 or -errno. */
+int sysvview_stat(struct shmfs *fs, struct node *n, struct stat *st);
+/* The target of a link node. */
+int sysvview_readlink(struct shmfs *fs, struct node *n, char *buf, size_t len);
+/* The user's layout of a segment (typed_parse's returns). */
+int sysvview_layout(struct shmfs *fs, int shmid, uint64_t segsz, struct typed_layout *l,
+		    char *why, size_t whylen);
+/* Extended attributes of segments: the typed layout lives in the daemon. */
+void sysvview_getxattr(fuse_req_t req, struct node *n, const char *name, size_t size);
+void sysvview_setxattr(fuse_req_t req, struct node *n, const char *name, const char *value,
+		       size_t size);
+void sysvview_listxattr(fuse_req_t req, struct node *n, size_t size);
+void sysvview_removexattr(fuse_req_t req, struct node *n, const char *name);
+/* Forget the layout of a removed segment. */
+void sysvview_forget_segment(struct shmfs *fs, int shmid);
+
+/* The entry of the view NAME in POSIX directory DIR, with a kernel
+ * reference. Returns 0, or -ENOENT when NAME is no view of anything there. */
+int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse_entry_param *e);
+
+/* Add to SNAPSHOT the views of the objects of DIR, whose real entries are
+ * already in it (a view never hides a real file of the same name). */
+int view_list(struct shmfs *fs, struct node *dir, void *snapshot);
+
+void view_getattr(fuse_req_t req, struct node *n);
+/* The attributes of view node N; 0 or -errno. */
+int view_node_stat(struct shmfs *fs, struct node *n, struct stat *st);
+void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
+void view_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
+void view_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
+int view_flush(struct handle *h);
+void view_release(struct shmfs *fs, struct handle *h);
+
+#endif

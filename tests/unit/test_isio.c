@@ -1,0 +1,162 @@
+/* test_isio.c - ImageStreamIO stream parsing against the layout in
+ * ../shared/formats/imagestreamio.md (including its measured 64x48 float
+ * example), hostile metadata, keywords, and the frame protocol. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <semaphore.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "isio.h"
+
+static void put16(unsigned char *m, size_t off, uint16_t v) { memcpy(m + off, &v, 2); }
+static void put32(unsigned char *m, size_t off, uint32_t v) { memcpy(m + off, &v, 4); }
+static void put64(unsigned char *m, size_t off, uint64_t v) { memcpy(m + off, &v, 8); }
+
+/* Metadata of a CPU stream, as ImageStreamIO's create leaves it. */
+static void make_meta(unsigned char *m, int type, size_t esize, uint32_t x, uint32_t y, uint32_t z,
+		      int naxis, uint16_t nbkw, uint16_t nsem)
+{
+	memset(m, 0, ISIO_META_SIZE);
+	memcpy(m, "2.00", 4);
+	strcpy((char *)m + 32, "imcam");
+	m[112] = (unsigned char)naxis;
+	put32(m, 116, x);
+	put32(m, 120, y);
+	put32(m, 124, z);
+	uint64_t n = (uint64_t)x * (naxis > 1 ? y : 1) * (naxis > 2 ? z : 1);
+	put64(m, 128, n);
+	m[136] = (unsigned char)type;
+	put64(m, 144, 2);
+	m[240] = 0xff; /* location -1 */
+	put16(m, 258, nsem);
+	put16(m, 260, 10);
+	put16(m, 290, nbkw);
+	put64(m, 312, n * esize);
+}
+
+Test(isio, measured_example_size)
+{
+	unsigned char m[ISIO_META_SIZE];
+	struct isio_stream s;
+	char why[160];
+	make_meta(m, ELEM_F32, 4, 64, 48, 0, 2, 4, 10);
+	cr_assert_eq(isio_parse(m, sizeof m, 14336, &s, why, sizeof why), 0, "%s", why);
+	cr_assert_eq(s.off_data, 384);
+	cr_assert_eq(s.off_keywords, 12672);
+	cr_assert_eq(s.off_sems, 13184);
+	cr_assert_eq(s.nelement, 64 * 48);
+	cr_assert_str_eq(s.name, "imcam");
+	cr_assert_eq(isio_parse(m, sizeof m, 14336 + 8, &s, why, sizeof why), -EINVAL);
+	cr_assert(strstr(why, "14344") != NULL, "%s", why);
+}
+
+Test(isio, refusals)
+{
+	unsigned char m[ISIO_META_SIZE];
+	struct isio_stream s;
+	char why[160];
+	make_meta(m, ELEM_F32, 4, 64, 48, 0, 2, 4, 10);
+	memcpy(m, "1.05", 4);
+	cr_assert_eq(isio_parse(m, sizeof m, 14336, &s, why, sizeof why), -EINVAL);
+	cr_assert(strstr(why, "1.05"), "%s", why);
+	make_meta(m, ELEM_F32, 4, 64, 48, 0, 2, 4, 10);
+	m[240] = 0; /* GPU 0 */
+	cr_assert_eq(isio_parse(m, sizeof m, 14336, &s, why, sizeof why), -EINVAL);
+	cr_assert(strstr(why, "GPU"), "%s", why);
+	make_meta(m, 14, 4, 64, 48, 0, 2, 4, 10);
+	cr_assert_eq(isio_parse(m, sizeof m, 14336, &s, why, sizeof why), -EINVAL);
+	make_meta(m, ELEM_F32, 4, 64, 48, 0, 4, 4, 10);
+	cr_assert_eq(isio_parse(m, sizeof m, 14336, &s, why, sizeof why), -EINVAL);
+	make_meta(m, ELEM_F32, 4, 0xffffffff, 0xffffffff, 0xffffffff, 3, 0xffff, 0xffff);
+	put64(m, 128, (uint64_t)0xffffffff * 0xffffffff);
+	cr_assert_eq(isio_parse(m, sizeof m, 14336, &s, why, sizeof why), -EINVAL);
+	cr_assert_eq(isio_parse(m, 100, 14336, &s, why, sizeof why), -EINVAL);
+}
+
+Test(isio, every_type_and_axis_count)
+{
+	for (int t = ELEM_U8; t < ELEM_COUNT; t++)
+		for (int naxis = 1; naxis <= 3; naxis++) {
+			unsigned char m[ISIO_META_SIZE];
+			struct isio_stream s;
+			char why[160];
+			size_t es = elem_size((enum elem_type)t);
+			make_meta(m, t, es, 5, 3, 2, naxis, 0, 10);
+			/* size: 384 + R8(data) + 0 + R8(320) + 32 + 4*R8(40) + 640 */
+			uint64_t n = 5 * (naxis > 1 ? 3 : 1) * (naxis > 2 ? 2 : 1);
+			uint64_t size = 384 + ((n * es + 7) & ~7ull) + 320 + 32 + 160 + 640;
+			cr_assert_eq(isio_parse(m, sizeof m, size, &s, why, sizeof why), 0,
+				     "type %d naxis %d: %s", t, naxis, why);
+			cr_assert_eq(s.datasize, n * es);
+		}
+}
+
+Test(isio, keywords)
+{
+	unsigned char slot[ISIO_KW_SIZE] = {0};
+	struct isio_keyword kw;
+	cr_assert_eq(isio_keyword(slot, &kw), -ENOENT);
+	memcpy(slot, "EXPTIME", 7);
+	slot[16] = 'D';
+	double d = 0.25;
+	memcpy(slot + 24, &d, 8);
+	strcpy((char *)slot + 48, "exposure");
+	cr_assert_eq(isio_keyword(slot, &kw), 0);
+	cr_assert_eq(kw.type, 'D');
+	cr_assert_float_eq(kw.d, 0.25, 1e-12);
+	cr_assert_str_eq(kw.comment, "exposure");
+	memset(slot, 'A', sizeof slot); /* no terminators anywhere */
+	slot[16] = 'S';
+	cr_assert_eq(isio_keyword(slot, &kw), 0);
+	cr_assert_eq(strlen(kw.name), 16);
+	cr_assert_eq(strlen(kw.s), 16);
+	cr_assert_eq(strlen(kw.comment), 80);
+}
+
+static void copy_out(const void *src, void *arg) { memcpy(arg, src, 16); }
+
+Test(isio, frame_protocol)
+{
+	unsigned char m[ISIO_META_SIZE];
+	struct isio_stream s;
+	char why[160];
+	make_meta(m, ELEM_U32, 4, 4, 1, 0, 1, 0, 2);
+	uint64_t size = 384 + 16 + 64 + 32 + 4 * 8 + 640;
+	unsigned char *file = aligned_alloc(4096, 4096);
+	memset(file, 0, 4096);
+	memcpy(file, m, sizeof m);
+	cr_assert_eq(isio_parse(file, 4096, size, &s, why, sizeof why), 0, "%s", why);
+	sem_t *sems = (sem_t *)(void *)(file + s.off_sems);
+	sem_init(&sems[0], 1, 0);
+	sem_init(&sems[1], 1, 12);
+	uint32_t px[4] = {1, 2, 3, 4};
+	memcpy(file + 384, px, 16);
+	unsigned char got[16], meta[ISIO_META_SIZE];
+	cr_assert_eq(isio_read_frame(file, size, &s, copy_out, got, meta, 10), 0);
+	cr_assert_eq(memcmp(got, px, 16), 0);
+	file[ISIO_OFF_WRITE] = 1; /* a writer that never finishes */
+	cr_assert_eq(isio_read_frame(file, size, &s, copy_out, got, meta, 20), -EAGAIN);
+	cr_assert_eq(isio_frame_begin(file, size, &s), 0);
+	cr_assert_eq(isio_frame_end(file, size, &s), 0);
+	uint64_t cnt0;
+	memcpy(&cnt0, file + ISIO_OFF_CNT0, 8);
+	cr_assert_eq(cnt0, 1);
+	cr_assert_eq(file[ISIO_OFF_WRITE], 0);
+	int v0, v1;
+	sem_getvalue(&sems[0], &v0);
+	sem_getvalue(&sems[1], &v1);
+	cr_assert_eq(v0, 1, "a semaphore below 10 is posted");
+	cr_assert_eq(v1, 12, "one at 10 or more is left alone");
+	cr_assert_eq(isio_frame_end(file, size - 1, &s), -EFAULT);
+	free(file);
+}
+
+Test(isio, stream_names)
+{
+	cr_assert(isio_is_stream_name("imcam.im.shm"));
+	cr_assert(!isio_is_stream_name(".im.shm"));
+	cr_assert(!isio_is_stream_name("imcam.im.shmx"));
+	cr_assert(!isio_is_stream_name("im.shm"));
+}

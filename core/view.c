@@ -44,8 +44,11 @@ int view_alloc(struct view_image *v, enum view_format f, enum elem_type t, uint6
 	v->nelement = nelement;
 	v->header_len = header_len;
 	v->map_len = v->file_size ? (size_t)v->file_size : 1;
-	/* Anonymous memory: zeroed, and returned to the system at close. */
-	void *p = mmap(NULL, v->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Anonymous memory: zeroed, and returned to the system at close;
+	 * populated at once, as every page is about to be written (one pass in
+	 * the kernel costs far less than a fault per page). */
+	void *p = mmap(NULL, v->map_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (p == MAP_FAILED) {
 		v->map_len = 0;
 		return -ENOMEM;

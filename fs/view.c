@@ -527,8 +527,18 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 			break;
 		}
 		if (v->probe.kind == VK_CFITSIO_FITS) {
-			if (writable) /* CFITSIO's own driver writes these files */
+			/* CFITSIO's own driver writes these files. The bytes go
+			 * into an image like any view's: replies are sent from
+			 * mapped memory, which outlives the reply on every path. */
+			if (writable)
 				rc = -EROFS;
+			else
+				rc = view_alloc(&v->image, VIEW_MRC, ELEM_U8, v->probe.file_size, 0);
+			if (rc == 0) {
+				memcpy(v->image.bytes, v->probe.raw, v->probe.file_size);
+				free(v->probe.raw);
+				v->probe.raw = NULL;
+			}
 			break;
 		}
 
@@ -545,7 +555,7 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 			v->map = NULL;
 			break;
 		}
-		rc = v->probe.raw ? 0 : build_image(v, "view");
+		rc = build_image(v, "view");
 		if (rc != -EAGAIN || attempt == 2)
 			break;
 		rc = 0;
@@ -570,14 +580,6 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 
 void view_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	const struct probe *p = &h->view->probe;
-	if (p->raw) {
-		if (off < 0 || (uint64_t)off >= p->file_size)
-			return (void)fuse_reply_buf(req, NULL, 0);
-		uint64_t left = p->file_size - (uint64_t)off;
-		return (void)fuse_reply_buf(req, (const char *)p->raw + off,
-					    size < left ? size : (size_t)left);
-	}
 	const struct view_image *img = &h->view->image;
 	if (off < 0 || (uint64_t)off >= img->file_size)
 		return (void)fuse_reply_buf(req, NULL, 0);
@@ -588,7 +590,7 @@ void view_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 void view_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
 {
 	struct view_state *v = h->view;
-	if (v->probe.raw)
+	if (v->probe.kind == VK_CFITSIO_FITS)
 		return (void)fuse_reply_err(req, EROFS);
 	struct view_image *img = &v->image;
 	if (off < 0 || (uint64_t)off + size > img->file_size) {

@@ -36,6 +36,8 @@ void sysvview_setxattr(fuse_req_t req, struct node *n, const char *name, const c
 		       size_t size);
 void sysvview_listxattr(fuse_req_t req, struct node *n, size_t size);
 void sysvview_removexattr(fuse_req_t req, struct node *n, const char *name);
+/* Forget every layout (at exit). */
+void sysvview_free_all(struct shmfs *fs);
 /* Forget the layout of a removed segment. */
 void sysvview_forget_segment(struct shmfs *fs, int shmid);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "fsview.h"
 #include "passthrough.h"
 
 struct options {
@@ -307,6 +308,7 @@ out_session:
 	fuse_session_destroy(se);
 out_state:
 	open_close_all(&fs);
+	sysvview_free_all(&fs);
 	inode_table_destroy(&fs.table);
 	close(fs.root.fd);
 	free(fs.sysvdir);

@@ -111,13 +111,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return posix_setattr(req, n, attr, to_set, fi);
 	case NODE_SYSV_SEG:
 		return sysv_seg_setattr(req, n, attr, to_set, fi);
-	case NODE_VIEW:
+	case NODE_VIEW: {
 		/* A view is made from its segment: times may be set (and are
-		 * ignored, as cp -p does), nothing else. */
+		 * ignored, as cp -p does) and its size set to what it is
+		 * (mrcfile does so on close), nothing else. */
+		struct stat st;
+		int rc = view_node_stat(shmfs_of(req), n, &st);
+		if (rc < 0 && rc != -ESTALE)
+			return (void)fuse_reply_err(req, -rc);
+		if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == st.st_size)
+			to_set &= ~FUSE_SET_ATTR_SIZE;
 		if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 			       FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
 			return (void)fuse_reply_err(req, EPERM);
-		return view_getattr(req, n);
+		return (void)fuse_reply_attr(req, &st, 0);
+	}
 	default:
 		return (void)fuse_reply_err(req, EPERM);
 	}

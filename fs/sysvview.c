@@ -45,6 +45,17 @@ int sysvview_layout(struct shmfs *fs, int shmid, uint64_t segsz, struct typed_la
 	return rc;
 }
 
+void sysvview_free_all(struct shmfs *fs)
+{
+	pthread_mutex_lock(&fs->typed_lock);
+	while (fs->typed) {
+		struct sysv_typed *t = fs->typed;
+		fs->typed = t->next;
+		free(t);
+	}
+	pthread_mutex_unlock(&fs->typed_lock);
+}
+
 void sysvview_forget_segment(struct shmfs *fs, int shmid)
 {
 	pthread_mutex_lock(&fs->typed_lock);

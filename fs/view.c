@@ -45,6 +45,7 @@ struct probe {
 	struct imod_image imod;
 	struct typed_layout typed;
 	struct fits_header fits;   /* FITS header */
+	char name[NAME_MAX + 1];   /* the object's name, for the log */
 	int shmid;                 /* System V views: the segment, else -1 */
 	struct shmid_ds ds;
 	unsigned char *raw;        /* CFITSIO views: the file's bytes, as they are */
@@ -59,6 +60,7 @@ struct view_state {
 	void *map;             /* the object, mapped shared */
 	size_t map_len;
 	int dirty;
+	int retry_header;      /* build_image's EAGAIN was the header's */
 };
 
 static void probe_free(struct probe *p)
@@ -346,6 +348,9 @@ static int probe_sysv(struct shmfs *fs, struct node *n, struct probe *p)
 	if (rc < 0)
 		return rc;
 	p->ds = seg.ds;
+	char segname[SYSV_NAME_MAX];
+	sysv_name_format(segname, seg.ds.shm_perm.__key, seg.shmid);
+	snprintf(p->name, sizeof p->name, "%s/%s", fs->sysvdir, segname);
 	if (p->kind == VK_SYSV_TYPED_FITS) {
 		rc = sysvview_layout(fs, n->shmid, seg.ds.shm_segsz, &p->typed, why, sizeof why);
 		if (rc < 0)
@@ -403,6 +408,7 @@ static int probe_node(struct shmfs *fs, struct node *n, int flags, struct probe 
 	int rc = probe_fd(fd, (enum view_kind)n->variant, objname, 1, p);
 	if (rc == 0 && p->st.st_nlink == 0)
 		rc = -ESTALE; /* removed: the kernel looks the name up again */
+	snprintf(p->name, sizeof p->name, "%s", objname);
 	return rc;
 }
 
@@ -410,7 +416,7 @@ int view_node_stat(struct shmfs *fs, struct node *n, struct stat *st)
 {
 	struct probe p;
 	int rc = probe_node(fs, n, O_RDONLY, &p);
-	if (rc == 0)
+	if (rc == 0 || rc == -ESTALE)
 		view_stat(&p, st);
 	probe_free(&p);
 	return rc;
@@ -421,11 +427,14 @@ void view_getattr(fuse_req_t req, struct node *n)
 	struct probe p;
 	struct stat st;
 	int rc = probe_node(shmfs_of(req), n, O_RDONLY, &p);
-	if (rc == 0)
+	/* An object removed while its name is cached still has attributes
+	 * (fstat of an open view needs them); OPEN answers ESTALE, and the
+	 * kernel looks the name up again. */
+	if (rc == 0 || rc == -ESTALE)
 		view_stat(&p, &st);
 	probe_free(&p);
-	if (rc < 0)
-		return (void)fuse_reply_err(req, rc == -ESTALE ? ENOENT : -rc);
+	if (rc < 0 && rc != -ESTALE)
+		return (void)fuse_reply_err(req, -rc);
 	fuse_reply_attr(req, &st, 0);
 }
 
@@ -454,7 +463,7 @@ static void write_header(struct view_state *v)
 }
 
 /* Build the image of an open view. Returns 0 or -errno. */
-static int build_image(struct view_state *v, const char *what)
+static int build_image(struct view_state *v)
 {
 	struct probe *p = &v->probe;
 	int rc = view_alloc(&v->image, p->format, p->type, p->nelement, p->header_len);
@@ -467,14 +476,16 @@ static int build_image(struct view_state *v, const char *what)
 		if (rc == -EAGAIN)
 			shm_log(SHM_LOG_WARN, "%s: a writer kept the stream busy for %d ms: no "
 					      "consistent frame to read (EAGAIN)",
-				what, FRAME_WAIT_MS);
+				p->name, FRAME_WAIT_MS);
 		if (rc < 0)
 			return rc;
 		/* The header tells the frame that was taken. */
 		uint64_t len = p->header_len;
 		rc = stream_header(p, meta);
-		if (rc == 0 && p->header_len != len)
-			rc = -EAGAIN; /* keywords changed shape meanwhile: try again */
+		if (rc == 0 && p->header_len != len) {
+			v->retry_header = 1; /* keywords changed shape meanwhile */
+			rc = -EAGAIN;
+		}
 	} else {
 		struct fill_ctx c = {v, (const unsigned char *)v->map + p->data_offset};
 		rc = guard_call(fill_guarded, &c);
@@ -555,8 +566,10 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 			v->map = NULL;
 			break;
 		}
-		rc = build_image(v, "view");
-		if (rc != -EAGAIN || attempt == 2)
+		rc = build_image(v);
+		/* a header that changed shape while the frame was taken: again */
+		if (rc != -EAGAIN || attempt == 2 || v->probe.kind != VK_STREAM_FITS ||
+		    !v->retry_header)
 			break;
 		rc = 0;
 	}
@@ -594,8 +607,9 @@ void view_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, 
 		return (void)fuse_reply_err(req, EROFS);
 	struct view_image *img = &v->image;
 	if (off < 0 || (uint64_t)off + size > img->file_size) {
-		shm_log_once(SHM_LOG_WARN, "a view has a fixed size (%llu bytes): write past its end "
-					   "refused", (unsigned long long)img->file_size);
+		shm_log_once(SHM_LOG_WARN, "%s: its view has a fixed size (%llu bytes): a write "
+					   "past its end is refused (EFBIG)",
+			     v->probe.name, (unsigned long long)img->file_size);
 		return (void)fuse_reply_err(req, EFBIG);
 	}
 	uint64_t data_end = img->header_len + img->data_len;
@@ -608,8 +622,9 @@ void view_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, 
 									 : img->header_len)
 							    : end);
 		if (!in_data && memcmp(img->bytes + a, buf + (a - start), b - a) != 0) {
-			shm_log_once(SHM_LOG_WARN, "a view's header is made from its segment: a "
-						   "write that changes it is refused (EPERM)");
+			shm_log_once(SHM_LOG_WARN, "%s: the header of its view is made from the "
+						   "segment: a write that changes it is refused (EPERM)",
+				     v->probe.name);
 			return (void)fuse_reply_err(req, EPERM);
 		}
 		a = b;
@@ -652,7 +667,8 @@ int view_flush(struct handle *h)
 		rc = guard_call(extract_guarded, &c);
 	}
 	if (rc < 0) {
-		shm_log(SHM_LOG_WARN, "writing a view back: its object shrank (%s)", strerror(-rc));
+		shm_log(SHM_LOG_WARN, "%s: writing its view back failed: the object shrank (%s)",
+			p->name, strerror(-rc));
 		return -EIO;
 	}
 	v->dirty = 0;

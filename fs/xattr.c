@@ -46,14 +46,36 @@ static void object_name(int fd, char *name, size_t len)
 	}
 }
 
-/* Append "key=value\n" to BUF. */
+/* Append "key=value" as a line to BUF. Keys and values come from segment
+ * contents (stream keywords): anything that is not printable ASCII, and '='
+ * in keys, becomes '_', so no content can forge or hide another line. */
 static void add(char *buf, size_t *used, const char *key, const char *value)
 {
+	char k[64], v[300];
+	size_t i;
+	for (i = 0; key[i] && i < sizeof k - 1; i++)
+		k[i] = (key[i] > 0x20 && key[i] < 0x7f && key[i] != '=') ? key[i] : '_';
+	k[i] = '\0';
+	for (i = 0; value[i] && i < sizeof v - 1; i++)
+		v[i] = (value[i] >= 0x20 && value[i] < 0x7f) ? value[i] : '_';
+	v[i] = '\0';
 	if (*used < INFO_MAX)
 		*used += (size_t)snprintf(buf + *used, INFO_MAX - *used, "%s%s=%s", *used ? "\n" : "",
-					  key, value);
+					  k, v);
 	if (*used > INFO_MAX)
 		*used = INFO_MAX;
+}
+
+/* The names of user.shmfs.* a user may set: a typed layout. */
+static int is_layout_name(const char *name)
+{
+	return !strcmp(name, TYPED_XATTR_TYPE) || !strcmp(name, TYPED_XATTR_SHAPE) ||
+	       !strcmp(name, TYPED_XATTR_OFFSET);
+}
+
+static int is_shmfs_name(const char *name)
+{
+	return strncmp(name, SHMFS_PREFIX, sizeof SHMFS_PREFIX - 1) == 0;
 }
 
 /* What shmfs knows of the POSIX object behind node N: fills INFO with
@@ -165,10 +187,13 @@ void xattr_get(fuse_req_t req, struct node *n, const char *name, size_t size)
 	char *buf = malloc(INFO_MAX + 1);
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	ssize_t len = getxattr(path, name, buf, INFO_MAX);
+	/* What shmfs knows is computed every time; only a layout is the user's
+	 * own (stored) text. */
+	ssize_t len = (is_shmfs_name(name) && !is_layout_name(name)) ? (errno = ENODATA, -1)
+									: getxattr(path, name, buf, INFO_MAX);
 	if (len >= 0) {
 		reply_value(req, buf, (size_t)len, size);
-	} else if (errno == ENODATA && strncmp(name, SHMFS_PREFIX, sizeof SHMFS_PREFIX - 1) == 0) {
+	} else if (errno == ENODATA && is_shmfs_name(name)) {
 		size_t used;
 		int rc = posix_info(n, buf, &used);
 		size_t vlen;
@@ -234,6 +259,13 @@ void xattr_set(fuse_req_t req, struct node *n, const char *name, const char *val
 	if (n->kind != NODE_POSIX)
 		return (void)fuse_reply_err(req, ENOTSUP);
 	proc_path(path, n->fd);
+	if (is_shmfs_name(name) && !is_layout_name(name)) {
+		/* Computed every time, never stored: a value set (cp -a copies
+		 * them) is accepted and has no effect, so copies work and nothing
+		 * goes stale. */
+		shm_log_once(SHM_LOG_INFO, "%s is computed by shmfs: setting it has no effect", name);
+		return (void)fuse_reply_err(req, 0);
+	}
 	int is_type = !strcmp(name, TYPED_XATTR_TYPE), is_shape = !strcmp(name, TYPED_XATTR_SHAPE);
 	int is_offset = !strcmp(name, TYPED_XATTR_OFFSET);
 	if (is_type || is_shape || is_offset) {

@@ -30,8 +30,9 @@ struct view_image {
 int view_size(enum view_format f, enum elem_type t, uint64_t nelement, uint64_t header_len,
 	      uint64_t *data_len, uint64_t *file_size);
 
-/* Allocate V (zeroed: the padding is zeros) for those sizes. Returns 0 or
- * -errno. */
+/* Allocate V for those sizes: its padding is zeros, the header and data are
+ * the caller's to write whole (memory of closed images is used again).
+ * Returns 0 or -errno. */
 int view_alloc(struct view_image *v, enum view_format f, enum elem_type t, uint64_t nelement,
 	       uint64_t header_len);
 void view_free(struct view_image *v);

@@ -33,6 +33,11 @@ int pmap_init(struct pmap *pm, int fd)
 
 void pmap_destroy(struct pmap *pm)
 {
+	/* A reader may still hold the lock: a READ reply reaches the reader,
+	 * which may close the file, and RELEASE run, before the thread that
+	 * sent the reply has unlocked. Wait for it. */
+	pthread_rwlock_wrlock(&pm->lock);
+	pthread_rwlock_unlock(&pm->lock);
 	if (pm->base)
 		munmap(pm->base, pm->maplen);
 	pm->base = NULL;

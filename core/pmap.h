@@ -27,7 +27,7 @@ struct pmap {
  * Returns 0 or -errno. */
 int pmap_init(struct pmap *pm, int fd);
 
-/* Unmap and close the descriptor. */
+/* Unmap and close the descriptor, once no reader holds a span. */
 void pmap_destroy(struct pmap *pm);
 
 /* Find bytes [off, off+len) clamped to the object's current size, without a

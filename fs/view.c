@@ -32,7 +32,7 @@
 #include "typed.h"
 #include "view.h"
 
-#define FRAME_WAIT_MS 200 /* how long a reader waits for a busy writer */
+#define FRAME_WAIT_MS 500 /* how long a reader waits for a busy writer */
 
 /* What a view is made of, found by probing its object. */
 struct probe {
@@ -453,7 +453,6 @@ static void write_header(struct view_state *v)
 		fitshdr_write(&v->probe.fits, (char *)v->image.bytes);
 }
 
-/* Build the image of an open view. Returns 0 or -errno. */
 #define CHUNK (1u << 20)
 
 static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -562,31 +561,51 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+struct meta_peek {
+	const unsigned char *map;
+	unsigned char *meta;   /* the 384 bytes, or NULL for cnt0 and write only */
+	uint64_t cnt0;
+	int write;
+};
+
+static void peek_meta(void *arg)
+{
+	struct meta_peek *m = arg;
+	if (m->meta)
+		memcpy(m->meta, m->map, ISIO_META_SIZE);
+	m->cnt0 = __atomic_load_n((const uint64_t *)(const void *)(m->map + ISIO_OFF_CNT0),
+				  __ATOMIC_ACQUIRE);
+	m->write = __atomic_load_n(m->map + ISIO_OFF_WRITE, __ATOMIC_ACQUIRE);
+}
+
 /* One consistent frame of a stream into the image, with the stream's update
  * protocol: cnt0 taken while write == 0, pixels copied, cnt0 and write
- * checked again; META gets the metadata of the frame taken. */
+ * checked again; META gets the metadata of the frame taken. The counter and
+ * the flag are watched in the stream's first page, mapped (no system call):
+ * a writer in a tight loop leaves only microseconds between frames. */
 static int fill_stream_frame(struct view_state *v, unsigned char *meta, unsigned char *buf)
 {
 	struct probe *p = &v->probe;
-	unsigned char after[ISIO_META_SIZE];
+	struct meta_peek before = {v->map, meta, 0, 0}, after = {v->map, NULL, 0, 0};
 	double deadline = now_ms() + FRAME_WAIT_MS;
-	for (;;) {
-		if (pread_full(v->data_fd, meta, ISIO_META_SIZE, 0) != ISIO_META_SIZE)
+	for (unsigned attempt = 0;; attempt++) {
+		if (guard_call(peek_meta, &before) < 0)
 			return -EIO;
-		if (!meta[ISIO_OFF_WRITE]) {
+		if (!before.write) {
 			int rc = fill_by_pread(&v->image, v->data_fd, p->data_offset, buf);
 			if (rc < 0)
 				return rc;
-			if (pread_full(v->data_fd, after, ISIO_META_SIZE, 0) != ISIO_META_SIZE)
+			if (guard_call(peek_meta, &after) < 0)
 				return -EIO;
-			if (!after[ISIO_OFF_WRITE] &&
-			    memcmp(after + ISIO_OFF_CNT0, meta + ISIO_OFF_CNT0, 8) == 0)
+			if (!after.write && after.cnt0 == before.cnt0)
 				return 0;
 		}
 		if (now_ms() > deadline)
 			return -EAGAIN;
-		struct timespec pause = {0, 20000};
-		nanosleep(&pause, NULL);
+		if (attempt % 64 == 63) { /* mostly spin; let the writer run now and then */
+			struct timespec pause = {0, 10000};
+			nanosleep(&pause, NULL);
+		}
 	}
 }
 

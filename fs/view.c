@@ -571,8 +571,17 @@ struct meta_peek {
 static void peek_meta(void *arg)
 {
 	struct meta_peek *m = arg;
-	if (m->meta)
+	/* The counter and the flag checked are those of the copy the header is
+	 * made from: loaded apart, a frame finished in between would give a
+	 * header of one frame over the pixels of the next. */
+	if (m->meta) {
 		memcpy(m->meta, m->map, ISIO_META_SIZE);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		memcpy(&m->cnt0, m->meta + ISIO_OFF_CNT0, sizeof m->cnt0);
+		m->write = m->meta[ISIO_OFF_WRITE];
+		return;
+	}
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	m->cnt0 = __atomic_load_n((const uint64_t *)(const void *)(m->map + ISIO_OFF_CNT0),
 				  __ATOMIC_ACQUIRE);
 	m->write = __atomic_load_n(m->map + ISIO_OFF_WRITE, __ATOMIC_ACQUIRE);

@@ -126,6 +126,12 @@ void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup);
  * FD (O_PATH of the object, or -1) is adopted or closed as for POSIX nodes. */
 struct node *inode_get_view(struct inode_table *t, int fd, dev_t dev, ino_t ino, uint32_t variant,
 			    int shmid);
+/* The path that reopens descriptor FD (an O_PATH one, say) with real access
+ * modes: "/proc/self/fd/FD". */
+void proc_path(char buf[64], int fd);
+/* The name the object behind FD has now (its last path component; IMOD
+ * files carry their capacity in it), or "" if unknown. */
+void fd_object_name(int fd, char *name, size_t len);
 /* A node that is in no table yet (a segment being created), one reference. */
 struct node *inode_new_sysv_pending(key_t key);
 /* The node's backing id for a passthrough open, registering one with the fd

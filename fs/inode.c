@@ -14,7 +14,10 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "passthrough.h"
@@ -298,4 +301,19 @@ void inode_backing_put(struct node *n)
 		n->backing_id = 0;
 	}
 	pthread_mutex_unlock(&n->lock);
+}
+
+void proc_path(char buf[64], int fd) { snprintf(buf, 64, "/proc/self/fd/%d", fd); }
+
+void fd_object_name(int fd, char *name, size_t len)
+{
+	char path[64], link[PATH_MAX];
+	proc_path(path, fd);
+	ssize_t n = readlink(path, link, sizeof link - 1);
+	name[0] = '\0';
+	if (n > 0) {
+		link[n] = '\0';
+		const char *slash = strrchr(link, '/');
+		snprintf(name, len, "%.*s", NAME_MAX, slash ? slash + 1 : link);
+	}
 }

@@ -20,8 +20,6 @@
 #include "passthrough.h"
 #include "fsview.h"
 
-/* Path that reopens an O_PATH descriptor with real access modes. */
-static void proc_path(char buf[64], int fd) { snprintf(buf, 64, "/proc/self/fd/%d", fd); }
 
 int posix_entry(struct shmfs *fs, struct node *parent, const char *name,
 		struct fuse_entry_param *e)

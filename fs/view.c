@@ -391,7 +391,7 @@ static int probe_node(struct shmfs *fs, struct node *n, int flags, struct probe 
 	if (n->shmid >= 0)
 		return probe_sysv(fs, n, p);
 	char path[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", n->fd);
+	proc_path(path, n->fd);
 	int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		memset(p, 0, sizeof *p);
@@ -401,14 +401,8 @@ static int probe_node(struct shmfs *fs, struct node *n, int flags, struct probe 
 		return -errno;
 	}
 	/* The object's name (an IMOD file's says its capacity). */
-	char objname[NAME_MAX + 1] = "";
-	char link[PATH_MAX];
-	ssize_t len = readlink(path, link, sizeof link - 1);
-	if (len > 0) {
-		link[len] = '\0';
-		const char *slash = strrchr(link, '/');
-		snprintf(objname, sizeof objname, "%.*s", NAME_MAX, slash ? slash + 1 : link);
-	}
+	char objname[NAME_MAX + 1];
+	fd_object_name(n->fd, objname, sizeof objname);
 	int rc = probe_fd(fd, (enum view_kind)n->variant, objname, 1, p);
 	if (rc == 0 && p->st.st_nlink == 0)
 		rc = -ESTALE; /* removed: the kernel looks the name up again */

@@ -30,22 +30,6 @@
 #define SHMFS_PREFIX "user.shmfs."
 #define INFO_MAX 65536
 
-static void proc_path(char buf[64], int fd) { snprintf(buf, 64, "/proc/self/fd/%d", fd); }
-
-/* The object's name, for IMOD's size-in-the-name rule. */
-static void object_name(int fd, char *name, size_t len)
-{
-	char path[64], link[PATH_MAX];
-	proc_path(path, fd);
-	ssize_t n = readlink(path, link, sizeof link - 1);
-	name[0] = '\0';
-	if (n > 0) {
-		link[n] = '\0';
-		const char *slash = strrchr(link, '/');
-		snprintf(name, len, "%.*s", NAME_MAX, slash ? slash + 1 : link);
-	}
-}
-
 /* Append "key=value" as a line to BUF. Keys and values come from segment
  * contents (stream keywords): anything that is not printable ASCII, and '='
  * in keys, becomes '_', so no content can forge or hide another line. */
@@ -94,7 +78,7 @@ static int posix_info(struct node *n, char *info, size_t *used)
 		close(fd);
 		return -ENODATA;
 	}
-	object_name(n->fd, name, sizeof name);
+	fd_object_name(n->fd, name, sizeof name);
 	unsigned char head[IMOD_HEADER_AREA];
 	ssize_t got = pread(fd, head, sizeof head, 0);
 	struct isio_stream s;

@@ -575,10 +575,14 @@ static void peek_meta(void *arg)
 		m->write = m->meta[ISIO_OFF_WRITE];
 		return;
 	}
+	/* The flag before the counter: a writer raises the flag, writes, then
+	 * counts and lowers it. Flag down and counter unchanged, loaded in this
+	 * order, mean no frame was written since the first look; the other
+	 * order lets a frame finish between the two loads unseen. */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	m->write = __atomic_load_n(m->map + ISIO_OFF_WRITE, __ATOMIC_ACQUIRE);
 	m->cnt0 = __atomic_load_n((const uint64_t *)(const void *)(m->map + ISIO_OFF_CNT0),
 				  __ATOMIC_ACQUIRE);
-	m->write = __atomic_load_n(m->map + ISIO_OFF_WRITE, __ATOMIC_ACQUIRE);
 }
 
 /* One consistent frame of a stream into the image, with the stream's update

@@ -3,10 +3,12 @@
  * example), hostile metadata, keywords, and the frame protocol. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "isio.h"
 
@@ -150,6 +152,78 @@ Test(isio, frame_protocol)
 	cr_assert_eq(v0, 1, "a semaphore below 10 is posted");
 	cr_assert_eq(v1, 12, "one at 10 or more is left alone");
 	cr_assert_eq(isio_frame_end(file, size - 1, &s), -EFAULT);
+	free(file);
+}
+
+/* A writer in a tight loop, with ImageStreamIO's order: flag up, pixels,
+ * counter + 1, flag down. Every pixel of frame N is N; a frame read must
+ * show the counter of its own pixels. */
+struct tight_writer {
+	unsigned char *file;
+	int stop;
+};
+
+static void *tight_write(void *arg)
+{
+	struct tight_writer *w = arg;
+	uint64_t *cnt0 = (uint64_t *)(void *)(w->file + ISIO_OFF_CNT0);
+	uint32_t *px = (uint32_t *)(void *)(w->file + 384);
+	while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+		uint64_t n = __atomic_load_n(cnt0, __ATOMIC_RELAXED) + 1;
+		__atomic_store_n(w->file + ISIO_OFF_WRITE, 1, __ATOMIC_RELEASE);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		for (int i = 0; i < 4; i++)
+			__atomic_store_n(&px[i], (uint32_t)n, __ATOMIC_RELAXED);
+		__atomic_store_n(cnt0, n, __ATOMIC_RELEASE);
+		__atomic_store_n(w->file + ISIO_OFF_WRITE, 0, __ATOMIC_RELEASE);
+		/* 100 kHz: faster than any camera, slow enough for a reader */
+		struct timespec t0, t;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < 10000);
+	}
+	return NULL;
+}
+
+Test(isio, frames_under_a_tight_writer_match_their_counter)
+{
+	unsigned char m[ISIO_META_SIZE];
+	struct isio_stream s;
+	char why[160];
+	make_meta(m, ELEM_U32, 4, 4, 1, 0, 1, 0, 2);
+	uint64_t size = 384 + 16 + 64 + 32 + 4 * 8 + 640;
+	unsigned char *file = aligned_alloc(4096, 4096);
+	memset(file, 0, 4096);
+	memcpy(file, m, sizeof m);
+	cr_assert_eq(isio_parse(file, 4096, size, &s, why, sizeof why), 0, "%s", why);
+	struct tight_writer w = {file, 0};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, tight_write, &w), 0);
+	unsigned bad = 0, busy = 0;
+	uint64_t first = 0, last = 0;
+	for (int i = 0; i < 20000; i++) {
+		uint32_t got[4];
+		unsigned char meta[ISIO_META_SIZE];
+		int rc = isio_read_frame(file, size, &s, copy_out, got, meta, 1000);
+		if (rc == -EAGAIN) {
+			busy++;
+			continue;
+		}
+		cr_assert_eq(rc, 0);
+		uint64_t cnt0;
+		memcpy(&cnt0, meta + ISIO_OFF_CNT0, 8);
+		if (got[0] != (uint32_t)cnt0 || got[1] != got[0] || got[3] != got[0])
+			bad++;
+		if (!first)
+			first = cnt0;
+		last = cnt0;
+	}
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	cr_assert_eq(bad, 0, "%u frames whose pixels are not those of their counter", bad);
+	cr_assert_eq(busy, 0);
+	cr_assert_gt(last, first, "the writer did not run");
 	free(file);
 }
 

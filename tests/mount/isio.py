@@ -513,3 +513,21 @@ class ViewChecks:
         self.assertTrue(np.array_equal(have, want, equal_nan=True) and
                         np.array_equal(np.signbit(have), np.signbit(want)),
                         f'{path}: CFITSIO pixels differ:\n{have!r}\nwant\n{want!r}')
+
+
+# A reader that claims semaphore slot argv[2] of stream argv[1], drains it,
+# prints "ready", waits up to argv[3] seconds, then prints "woken CNT0" (exit
+# 0) or "timeout CNT0" (exit 1). Run with PYTHONPATH holding this directory.
+WAITER = r'''
+import sys
+import isio
+path, slot, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = isio.Stream(path, isio.stream_layout(path))
+s.claim(slot)
+s.sems[slot].drain()
+print('ready', flush=True)
+ok = s.sems[slot].timedwait(timeout)
+print('woken' if ok else 'timeout', isio.read_state(path)['cnt0'], flush=True)
+s.close()
+sys.exit(0 if ok else 1)
+'''

@@ -365,19 +365,7 @@ w.close()
 class WriteTest(StreamViewCase):
     """Pixels written into a view go back into the stream as one frame."""
 
-    WAITER = r'''
-import sys
-import isio
-path, slot, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-s = isio.Stream(path, isio.stream_layout(path))
-s.claim(slot)
-s.sems[slot].drain()
-print('ready', flush=True)
-ok = s.sems[slot].timedwait(timeout)
-print('woken' if ok else 'timeout', isio.read_state(path)['cnt0'], flush=True)
-s.close()
-sys.exit(0 if ok else 1)
-'''
+    WAITER = isio.WAITER
 
     def sem_values(self, name, o):
         s = isio.Stream(self.s(name), o)

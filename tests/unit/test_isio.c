@@ -119,17 +119,26 @@ Test(isio, keywords)
 
 static void copy_out(const void *src, void *arg) { memcpy(arg, src, 16); }
 
-Test(isio, frame_protocol)
+/* A 4-pixel uint32 stream with 2 semaphores in a page of memory (free()). */
+static unsigned char *small_stream(struct isio_stream *s, uint64_t *size)
 {
 	unsigned char m[ISIO_META_SIZE];
-	struct isio_stream s;
 	char why[160];
 	make_meta(m, ELEM_U32, 4, 4, 1, 0, 1, 0, 2);
-	uint64_t size = 384 + 16 + 64 + 32 + 4 * 8 + 640;
+	*size = 384 + 16 + 64 + 32 + 4 * 8 + 640;
 	unsigned char *file = aligned_alloc(4096, 4096);
+	cr_assert_not_null(file);
 	memset(file, 0, 4096);
 	memcpy(file, m, sizeof m);
-	cr_assert_eq(isio_parse(file, 4096, size, &s, why, sizeof why), 0, "%s", why);
+	cr_assert_eq(isio_parse(file, 4096, *size, s, why, sizeof why), 0, "%s", why);
+	return file;
+}
+
+Test(isio, frame_protocol)
+{
+	struct isio_stream s;
+	uint64_t size;
+	unsigned char *file = small_stream(&s, &size);
 	sem_t *sems = (sem_t *)(void *)(file + s.off_sems);
 	sem_init(&sems[0], 1, 0);
 	sem_init(&sems[1], 1, 12);
@@ -188,15 +197,9 @@ static void *tight_write(void *arg)
 
 Test(isio, frames_under_a_tight_writer_match_their_counter)
 {
-	unsigned char m[ISIO_META_SIZE];
 	struct isio_stream s;
-	char why[160];
-	make_meta(m, ELEM_U32, 4, 4, 1, 0, 1, 0, 2);
-	uint64_t size = 384 + 16 + 64 + 32 + 4 * 8 + 640;
-	unsigned char *file = aligned_alloc(4096, 4096);
-	memset(file, 0, 4096);
-	memcpy(file, m, sizeof m);
-	cr_assert_eq(isio_parse(file, 4096, size, &s, why, sizeof why), 0, "%s", why);
+	uint64_t size;
+	unsigned char *file = small_stream(&s, &size);
 	struct tight_writer w = {file, 0};
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, tight_write, &w), 0);

@@ -23,12 +23,14 @@ enum node_kind {
 	NODE_SYSV_DIR, /* the System V directory */
 	NODE_SYSV_SEG, /* one System V segment (or one being created) */
 	NODE_VIEW,     /* a FITS or MRC view of a segment (see view.c) */
+	NODE_LOAD,     /* a name being created by a copy that loads it (load.c) */
 };
 
 struct sysv_pending;
 struct shmfs;
 struct view_state;
 struct sysv_typed;
+struct load_stage;
 
 /* Everything an open hands the kernel as fi->fh starts with this, and is on
  * the mount's list until released: a RELEASE still in flight when the mount
@@ -64,6 +66,9 @@ struct node {
 	/* NODE_VIEW: which view (enum view_kind) of which object: a POSIX object
 	 * (fd, dev, ino as above) or a segment (shmid; dev 0, ino = shmid). */
 	uint32_t variant;
+
+	/* NODE_LOAD: the staged copy (set once at creation). */
+	struct load_stage *stage;
 	pthread_mutex_t lock;
 };
 
@@ -77,7 +82,8 @@ struct inode_table {
 };
 
 struct shmfs {
-	const char *source;      /* the backing directory, as given */
+	const char *source;      /* the backing directory (its real path) */
+	const char *mountpoint;  /* the mount point (its real path) */
 	char *sysvdir;           /* name of the System V directory under the root */
 	int debug;
 	double timeout;          /* entry and attribute timeout, seconds (-o timeout);
@@ -134,6 +140,8 @@ void proc_path(char buf[64], int fd);
 void fd_object_name(int fd, char *name, size_t len);
 /* A node that is in no table yet (a segment being created), one reference. */
 struct node *inode_new_sysv_pending(key_t key);
+/* A node in no table (a name being created by a loading copy), one reference. */
+struct node *inode_new_load(struct inode_table *t);
 /* The node's backing id for a passthrough open, registering one with the fd
  * OPEN_FD(N, ARG) returns (and then closes) if the node has none. Returns the
  * id or -errno; each success is paired with inode_backing_put(). */
@@ -150,9 +158,12 @@ struct handle {
 	int writable;
 	int passthrough;   /* holds a reference on node->backing_id */
 	struct view_state *view; /* NODE_VIEW: the view's image (view.c) */
+	struct load_stage *load; /* a copy being loaded (load.c) */
 };
 
 /* posix.c: ops on files of SOURCE */
+/* Give object NAME of DIRFD, just made, to the caller: 0 or -errno. */
+int posix_chown_to_caller(fuse_req_t req, int dirfd, const char *name);
 void posix_lookup(fuse_req_t req, struct node *parent, const char *name);
 int posix_entry(struct shmfs *fs, struct node *parent, const char *name,
 		struct fuse_entry_param *e);

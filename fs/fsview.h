@@ -16,6 +16,7 @@ enum view_kind {
 	VK_CFITSIO_FITS, /* sysv/0xKEY of a CFITSIO shmem file -> sysv/0xKEY.fits */
 	VK_CFITSIO_LINK, /* sysv/hN.fits -> 0xKEY.fits (a symlink) */
 	VK_SYSV_TYPED_FITS, /* a System V segment typed by the user -> sysv/NAME.fits */
+	VK_STREAM_LINK,  /* X.im.shm -> Y.im.shm, a symlink -> X.fits -> Y.fits */
 };
 
 /* sysvview.c: views in the System V directory. */

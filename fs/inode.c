@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fsload.h"
 #include "passthrough.h"
 #include "sysv.h"
 
@@ -48,6 +49,8 @@ static void node_free(struct node *n)
 		close(n->fd);
 	if (n->kind == NODE_SYSV_SEG)
 		sysv_node_free(n);
+	if (n->kind == NODE_LOAD)
+		load_node_free(n);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
@@ -233,6 +236,21 @@ struct node *inode_new_sysv_pending(key_t key)
 		n->key = key;
 		n->nlookup = 1;
 	}
+	return n;
+}
+
+struct node *inode_new_load(struct inode_table *t)
+{
+	struct node *n = node_alloc(NODE_LOAD);
+	if (!n)
+		return NULL;
+	n->nlookup = 1;
+	/* Filed under its own address: found by no lookup, freed at exit with
+	 * the table if the kernel never forgets it. */
+	n->ino = (ino_t)(uintptr_t)n;
+	pthread_mutex_lock(&t->lock);
+	insert(t, n);
+	pthread_mutex_unlock(&t->lock);
 	return n;
 }
 

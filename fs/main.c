@@ -137,6 +137,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 {
 	memset(fs, 0, sizeof *fs);
 	fs->source = o->source;
+	fs->mountpoint = o->mountpoint;
 	fs->sysvdir = o->sysvdir ? o->sysvdir : strdup("sysv");
 	fs->debug = o->debug;
 	fs->timeout = o->timeout;
@@ -216,6 +217,15 @@ int main(int argc, char *argv[])
 	}
 	free(o.source);
 	o.source = real_source;
+	/* Link targets given as paths in the mount are stored relative to
+	 * the link (links.c), which needs the mount point's own path. */
+	char *real_mountpoint = realpath(o.mountpoint, NULL);
+	if (!real_mountpoint) {
+		fprintf(stderr, "shmfs: %s: %s\n", o.mountpoint, strerror(errno));
+		goto out_args;
+	}
+	free(o.mountpoint);
+	o.mountpoint = real_mountpoint;
 
 	enum passthrough_mode pt_mode = PASSTHROUGH_AUTO;
 	if (!(o.timeout >= 0 && o.timeout <= 86400)) {

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,7 +15,9 @@
 
 #include "log.h"
 #include "sysv.h"
+#include "fsload.h"
 #include "fsview.h"
+#include "links.h"
 
 #define NODE(req, ino) inode_node(shmfs_of(req), (ino))
 #define HANDLE(fi) ((struct handle *)(uintptr_t)(fi)->fh)
@@ -62,6 +65,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			sysv_dir_stat(fs, &e.attr);
 			return (void)fuse_reply_entry(req, &e);
 		}
+		if (links_lookup(req, p, name))
+			return;
 		return posix_lookup(req, p, name);
 	case NODE_SYSV_DIR:
 		return sysv_dir_lookup(req, name);
@@ -89,6 +94,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct node *n = NODE(req, ino);
 	switch (n->kind) {
 	case NODE_POSIX:
+		/* Symlinks: never cached, ESTALE once removed (links.c).
+		 * They are never open for I/O, so no fstat fails. */
+		if (!fi && links_getattr(req, n))
+			return;
 		return posix_getattr(req, n, fi);
 	case NODE_SYSV_DIR: {
 		struct stat st;
@@ -99,6 +108,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return sysv_seg_getattr(req, n);
 	case NODE_VIEW:
 		return view_getattr(req, n);
+	case NODE_LOAD: {
+		struct stat st;
+		load_stat(n, &st);
+		return (void)fuse_reply_attr(req, &st, 0);
+	}
 	}
 }
 
@@ -126,6 +140,19 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			return (void)fuse_reply_err(req, EPERM);
 		return (void)fuse_reply_attr(req, &st, 0);
 	}
+	case NODE_LOAD: {
+		/* A copy being made: its size may change through its handle;
+		 * times, mode and owner (cp -p) are the stream's to set. */
+		struct handle *h = fi ? HANDLE(fi) : NULL;
+		if ((to_set & FUSE_SET_ATTR_SIZE) && h && h->load) {
+			int rc = load_truncate(h, attr->st_size);
+			if (rc < 0)
+				return (void)fuse_reply_err(req, -rc);
+		}
+		struct stat st;
+		load_stat(n, &st);
+		return (void)fuse_reply_attr(req, &st, 0);
+	}
 	default:
 		return (void)fuse_reply_err(req, EPERM);
 	}
@@ -135,12 +162,16 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct node *n = NODE(req, ino);
 	if (n->kind == NODE_VIEW) {
-		char target[64];
-		int rc = sysvview_readlink(shmfs_of(req), n, target, sizeof target);
+		char target[PATH_MAX];
+		int rc = n->variant == VK_STREAM_LINK
+				 ? links_view_target(shmfs_of(req), n, target, sizeof target)
+				 : sysvview_readlink(shmfs_of(req), n, target, sizeof target);
 		return (void)(rc < 0 ? fuse_reply_err(req, -rc) : fuse_reply_readlink(req, target));
 	}
 	if (n->kind != NODE_POSIX)
 		return (void)fuse_reply_err(req, EINVAL);
+	if (links_stale_symlink(n))
+		return (void)fuse_reply_err(req, ESTALE);
 	posix_readlink(req, n);
 }
 
@@ -177,7 +208,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 {
 	struct node *p = posix_parent(req, parent, name);
 	if (p)
-		posix_symlink(req, link, p, name);
+		links_symlink(req, link, p, name);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -198,6 +229,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return sysv_dir_unlink(req, name);
 	if (is_sysv_name(req, p, name))
 		return (void)fuse_reply_err(req, EISDIR);
+	if (p->kind == NODE_POSIX && links_unlink(req, p, name))
+		return;
 	posix_unlink(req, p, name, 0);
 }
 
@@ -221,6 +254,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		return (void)fuse_reply_err(req, EXDEV);
 	if (is_sysv_name(req, p, name) || is_sysv_name(req, np, newname))
 		return (void)fuse_reply_err(req, EBUSY);
+	if (links_rename(req, p, name, np, newname, flags))
+		return;
 	posix_rename(req, p, name, np, newname, flags);
 }
 
@@ -233,7 +268,19 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	case NODE_SYSV_SEG:
 		return sysv_seg_open(req, n, fi);
 	case NODE_VIEW:
+		/* cp and dd open an existing file with O_TRUNC: the copy
+		 * replaces the stream's frame (or the IMOD file's volume). */
+		if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY &&
+		    (n->variant == VK_STREAM_FITS || n->variant == VK_IMOD_MRC)) {
+			int rc = load_open_trunc(req, n, fi);
+			if (rc < 0)
+				fuse_reply_err(req, -rc);
+			return;
+		}
 		return view_open(req, n, fi);
+	case NODE_LOAD:
+		/* Loaded or being loaded: the name is looked up again. */
+		return (void)fuse_reply_err(req, ESTALE);
 	default:
 		return (void)fuse_reply_err(req, EISDIR);
 	}
@@ -247,6 +294,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return sysv_seg_create(req, name, mode, fi);
 	if (is_sysv_name(req, p, name))
 		return (void)fuse_reply_err(req, EISDIR);
+	if (p->kind != NODE_POSIX)
+		return (void)fuse_reply_err(req, ENOTDIR);
+	/* A new X.fits or IMODShrMem_KB_N.mrc is a copy to load; a real file
+	 * of that name in SOURCE (made meanwhile) is written as itself. */
+	char object[NAME_MAX + 1];
+	int imod;
+	if (load_target(name, object, sizeof object, &imod) &&
+	    faccessat(p->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+		return load_create(req, p, name, object, imod, mode, fi);
 	posix_create(req, p, name, mode, fi);
 }
 
@@ -255,6 +311,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	(void)ino;
 	struct handle *h = HANDLE(fi);
+	if (h->load)
+		return load_read(req, h, size, off);
 	if (h->view)
 		return view_read(req, h, size, off);
 	if (h->node->kind == NODE_SYSV_SEG)
@@ -267,6 +325,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	(void)ino;
 	struct handle *h = HANDLE(fi);
+	if (h->load)
+		return load_write(req, h, buf, size, off);
 	if (h->view)
 		return view_write(req, h, buf, size, off);
 	if (h->node->kind == NODE_SYSV_SEG)
@@ -278,7 +338,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	struct handle *h = HANDLE(fi);
-	int rc = h->view ? view_flush(h) : h->node->kind == NODE_SYSV_SEG ? sysv_seg_flush(h) : 0;
+	int rc = h->load			     ? load_flush(h)
+		 : h->view			     ? view_flush(h)
+		 : h->node->kind == NODE_SYSV_SEG ? sysv_seg_flush(h)
+						     : 0;
 	fuse_reply_err(req, -rc);
 }
 
@@ -286,7 +349,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	(void)ino;
 	struct handle *h = HANDLE(fi);
-	if (h->view)
+	if (h->load)
+		load_release(shmfs_of(req), h);
+	else if (h->view)
 		view_release(shmfs_of(req), h);
 	else if (h->node->kind == NODE_SYSV_SEG)
 		sysv_seg_release(shmfs_of(req), h);
@@ -299,7 +364,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	(void)ino;
 	struct handle *h = HANDLE(fi);
-	/* A segment is memory: there is nothing to write back. */
+	/* A segment is memory: there is nothing to write back. A copy being
+	 * loaded is loaded when closed, all at once. */
+	if (h->load)
+		return (void)fuse_reply_err(req, 0);
 	if (h->view)
 		return (void)fuse_reply_err(req, -view_flush(h));
 	if (h->node->kind == NODE_SYSV_SEG)
@@ -423,7 +491,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct shmfs *fs = shmfs_of(req);
 	struct node *n = NODE(req, ino);
-	if (n->kind == NODE_SYSV_SEG || n->kind == NODE_VIEW)
+	if (n->kind == NODE_SYSV_SEG || n->kind == NODE_VIEW || n->kind == NODE_LOAD)
 		return (void)fuse_reply_err(req, ENOTDIR);
 	struct dirsnap *d = calloc(1, sizeof *d);
 	if (!d)
@@ -495,6 +563,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			sysv_dir_stat(fs, &e.attr);
 		} else {
 			int rc = posix_entry(fs, dir, name, &e);
+			if (rc == 0 && S_ISLNK(e.attr.st_mode))
+				e.attr_timeout = 0; /* see links_lookup */
 			if (rc == -ENOENT)
 				rc = view_entry(fs, dir, name, &e);
 			if (rc < 0)

@@ -149,7 +149,7 @@ void posix_readlink(fuse_req_t req, struct node *n)
 }
 
 /* Give a new object to the user who asked for it: the daemon runs as root. */
-static int chown_to_caller(fuse_req_t req, int dirfd, const char *name)
+int posix_chown_to_caller(fuse_req_t req, int dirfd, const char *name)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	if (ctx->uid == 0 && ctx->gid == 0)
@@ -161,7 +161,7 @@ static int chown_to_caller(fuse_req_t req, int dirfd, const char *name)
 static void reply_new_entry(fuse_req_t req, struct node *parent, const char *name, int isdir)
 {
 	struct fuse_entry_param e;
-	int rc = chown_to_caller(req, parent->fd, name);
+	int rc = posix_chown_to_caller(req, parent->fd, name);
 	if (rc == 0)
 		rc = posix_entry(shmfs_of(req), parent, name, &e);
 	if (rc < 0) {

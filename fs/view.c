@@ -28,6 +28,7 @@
 #include "sysv.h"
 #include "imod.h"
 #include "isio.h"
+#include "links.h"
 #include "log.h"
 #include "typed.h"
 #include "view.h"
@@ -252,6 +253,13 @@ int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse
 {
 	struct candidate c[3];
 	int n = candidates(name, c);
+	struct stat lst;
+	if (n > 0 && c[0].kind == VK_STREAM_FITS && links_stream_link(fs, dir->fd, c[0].object, &lst)) {
+		int rc = links_view_entry(fs, dir, c[0].object, e);
+		if (rc == 0)
+			e->entry_timeout = fs->timeout;
+		return rc;
+	}
 	for (int i = 0; i < n; i++) {
 		int fd = openat(dir->fd, c[i].object, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0)
@@ -296,12 +304,21 @@ static int has_type_attr(int dirfd, const char *name)
 
 int view_list(struct shmfs *fs, struct node *dir, void *snapshot)
 {
-	(void)fs;
 	int rc = 0;
 	/* Views are added behind the real entries: walk only those. */
 	size_t count = dirsnap_count(snapshot);
 	for (size_t i = 0; rc == 0 && i < count; i++) {
 		const char *name = dirsnap_name(snapshot, i);
+		struct stat lst;
+		if (dirsnap_type(snapshot, i) == S_IFLNK && isio_is_stream_name(name) &&
+		    links_stream_link(fs, dir->fd, name, &lst)) {
+			char view[NAME_MAX + 8];
+			snprintf(view, sizeof view, "%.*s.fits", (int)(strlen(name) - 7), name);
+			if (strlen(view) <= NAME_MAX && !dirsnap_has(snapshot, view))
+				rc = dirsnap_add(snapshot, view,
+						 lst.st_ino ^ ((ino_t)VK_STREAM_LINK << 56), S_IFLNK);
+			continue;
+		}
 		if (dirsnap_type(snapshot, i) != S_IFREG)
 			continue;
 		enum view_kind kinds[2];
@@ -412,6 +429,8 @@ static int probe_node(struct shmfs *fs, struct node *n, int flags, struct probe 
 
 int view_node_stat(struct shmfs *fs, struct node *n, struct stat *st)
 {
+	if (n->variant == VK_STREAM_LINK)
+		return links_view_stat(fs, n, st);
 	struct probe p;
 	int rc = probe_node(fs, n, O_RDONLY, &p);
 	if (rc == 0 || rc == -ESTALE)
@@ -424,6 +443,10 @@ void view_getattr(fuse_req_t req, struct node *n)
 {
 	struct probe p;
 	struct stat st;
+	if (n->variant == VK_STREAM_LINK) {
+		int rc = links_view_stat(shmfs_of(req), n, &st);
+		return (void)(rc < 0 ? fuse_reply_err(req, -rc) : fuse_reply_attr(req, &st, 0));
+	}
 	int rc = probe_node(shmfs_of(req), n, O_RDONLY, &p);
 	/* An object removed while its name is cached still has attributes
 	 * (fstat of an open view needs them); OPEN answers ESTALE, and the

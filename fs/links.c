@@ -1,0 +1,469 @@
+/* links.c - stream links: the symlinks between X.im.shm files that milk and
+ * cacao follow, made with ln -s in the mount. `ln -s imcam.fits wfsim.fits`
+ * makes wfsim.im.shm -> imcam.im.shm, and wfsim.fits shows as a link to
+ * imcam.fits while its stream exists. A target given as a path in the mount
+ * is stored relative to the link, so it resolves both there and in SOURCE,
+ * where ImageStreamIO programs open streams. */
+#define _GNU_SOURCE
+#include "links.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsview.h"
+#include "isio.h"
+#include "imod.h"
+#include "log.h"
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* S with its SUFFIX replaced by WITH, into OUT. Returns 0, or -ENAMETOOLONG. */
+static int swap_suffix(const char *s, const char *suffix, const char *with, char *out, size_t len)
+{
+	size_t stem = strlen(s) - strlen(suffix);
+	int n = snprintf(out, len, "%.*s%s", (int)stem, s, with);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* The path of directory DIR below SOURCE ("" for the root), into OUT. */
+static int dir_below_source(struct shmfs *fs, struct node *dir, char *out, size_t len)
+{
+	char path[64], real[PATH_MAX];
+	proc_path(path, dir->fd);
+	ssize_t n = readlink(path, real, sizeof real - 1);
+	if (n <= 0)
+		return -ESTALE;
+	real[n] = '\0';
+	size_t slen = strlen(fs->source);
+	if (strncmp(real, fs->source, slen) != 0 || (real[slen] && real[slen] != '/'))
+		return -EXDEV;
+	snprintf(out, len, "%s", real[slen] ? real + slen + 1 : "");
+	return 0;
+}
+
+/* TARGET as it is to be stored for a link in DIR: a path in the mount made
+ * relative to DIR ("../" per level below the root, then the path below the
+ * mount point); anything else as given. */
+static int stored_target(struct shmfs *fs, struct node *dir, const char *target, char *out,
+			 size_t len)
+{
+	size_t mlen = strlen(fs->mountpoint);
+	if (target[0] != '/' || strncmp(target, fs->mountpoint, mlen) != 0 ||
+	    (target[mlen] && target[mlen] != '/') || mlen == 1) {
+		snprintf(out, len, "%s", target);
+		return strlen(target) < len ? 0 : -ENAMETOOLONG;
+	}
+	const char *rest = target + mlen;
+	while (*rest == '/')
+		rest++;
+	char below[PATH_MAX];
+	int rc = dir_below_source(fs, dir, below, sizeof below);
+	if (rc < 0)
+		return rc;
+	size_t used = 0;
+	out[0] = '\0';
+	for (const char *p = below; *p;) {
+		const char *slash = strchr(p, '/');
+		int n = snprintf(out + used, len - used, "../");
+		if (n < 0 || (size_t)n >= len - used)
+			return -ENAMETOOLONG;
+		used += (size_t)n;
+		p = slash ? slash + 1 : p + strlen(p);
+	}
+	int n = snprintf(out + used, len - used, "%s", *rest ? rest : (used ? "" : "."));
+	if (n < 0 || (size_t)n >= len - used)
+		return -ENAMETOOLONG;
+	if (used && !*rest)
+		out[used - 1] = '\0'; /* the mount's root itself: "..", not "../" */
+	return 0;
+}
+
+/* Path resolution that never enters the mount. The daemon must not look
+ * anything up through its own mount point (a request to itself: with -s,
+ * nobody is left to answer it and the daemon hangs), yet a link made
+ * directly in SOURCE may name a path in the mount, or go through another
+ * link that does. So paths are walked here one component at a time, every
+ * symlink read and followed by hand, and a step into the mount point goes
+ * to SOURCE instead. */
+#define RESOLVE_MAX_LINKS 40
+
+struct resolver {
+	struct shmfs *fs;
+	dev_t mp_dev;          /* the directory that holds the mount point */
+	ino_t mp_ino;
+	const char *mp_name;   /* the mount point's name in it */
+	int links;             /* symlinks followed so far */
+};
+
+static int resolver_init(struct resolver *r, struct shmfs *fs)
+{
+	char parent[PATH_MAX];
+	memset(r, 0, sizeof *r);
+	r->fs = fs;
+	const char *slash = strrchr(fs->mountpoint, '/');
+	if (!slash || !slash[1])
+		return -EINVAL; /* mounted on "/": nothing outside it */
+	snprintf(parent, sizeof parent, "%.*s", slash == fs->mountpoint ? 1 : (int)(slash - fs->mountpoint),
+		 fs->mountpoint);
+	struct stat st;
+	if (stat(parent, &st) < 0)
+		return -errno;
+	r->mp_dev = st.st_dev;
+	r->mp_ino = st.st_ino;
+	r->mp_name = slash + 1;
+	return 0;
+}
+
+/* Walk PATH from directory *FD (an O_PATH descriptor, replaced as the walk
+ * goes; absolute paths start at "/"). FOLLOW: whether a symlink as the last
+ * component is followed. Returns 0 with *FD the object (O_PATH), or
+ * -errno (*FD is then closed). */
+static int resolve_walk(struct resolver *r, int *fd, const char *path, int follow)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", path);
+	if (strlen(path) >= sizeof buf)
+		goto toolong;
+	if (buf[0] == '/') {
+		int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (root < 0)
+			goto fail;
+		close(*fd);
+		*fd = root;
+	}
+	char *save = NULL;
+	for (char *comp = strtok_r(buf, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		int last = save == NULL || *save == '\0' || strspn(save, "/") == strlen(save);
+		if (strcmp(comp, ".") == 0)
+			continue;
+		struct stat dir;
+		if (fstat(*fd, &dir) < 0)
+			goto fail;
+		int next;
+		if (strcmp(comp, r->mp_name) == 0 && dir.st_dev == r->mp_dev && dir.st_ino == r->mp_ino)
+			next = fcntl(r->fs->root.fd, F_DUPFD_CLOEXEC, 0); /* the mount: SOURCE */
+		else
+			next = openat(*fd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0)
+			goto fail;
+		struct stat st;
+		if (fstat(next, &st) < 0) {
+			close(next);
+			goto fail;
+		}
+		if (S_ISLNK(st.st_mode) && (!last || follow)) {
+			char target[PATH_MAX];
+			ssize_t n = readlinkat(next, "", target, sizeof target - 1);
+			close(next);
+			if (n < 0)
+				goto fail;
+			target[n] = '\0';
+			if (++r->links > RESOLVE_MAX_LINKS) {
+				errno = ELOOP;
+				goto fail;
+			}
+			/* The link's target, then what is left of PATH. */
+			int rc = resolve_walk(r, fd, target, 1);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (!last && !S_ISDIR(st.st_mode)) {
+			close(next);
+			errno = ENOTDIR;
+			goto fail;
+		}
+		close(*fd);
+		*fd = next;
+	}
+	return 0;
+toolong:
+	errno = ENAMETOOLONG;
+fail:;
+	int err = errno;
+	close(*fd);
+	*fd = -1;
+	return -err;
+}
+
+/* PATH from directory DIRFD, resolved without entering the mount: an
+ * O_PATH descriptor of the object, or -errno. */
+static int resolve(struct shmfs *fs, int dirfd, const char *path, int follow)
+{
+	struct resolver r;
+	int rc = resolver_init(&r, fs);
+	if (rc < 0)
+		return rc;
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = resolve_walk(&r, &fd, path, follow);
+	return rc < 0 ? rc : fd;
+}
+
+/* Whether link NAME -> TARGET in DIR is a stream link spelled with .fits:
+ * both end in .fits and the target is no real file of SOURCE. */
+static int is_fits_spelling(struct shmfs *fs, struct node *dir, const char *name,
+			    const char *target)
+{
+	if (!ends_with(name, ".fits") || !ends_with(target, ".fits"))
+		return 0;
+	int fd = resolve(fs, dir->fd, target, 0);
+	if (fd >= 0)
+		close(fd);
+	return fd == -ENOENT;
+}
+
+void links_symlink(fuse_req_t req, const char *target, struct node *parent, const char *name)
+{
+	struct shmfs *fs = shmfs_of(req);
+	char stored[PATH_MAX], object[NAME_MAX + 1], linktarget[PATH_MAX];
+	int rc = stored_target(fs, parent, target, stored, sizeof stored);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
+	int fits = is_fits_spelling(fs, parent, name, stored);
+	if (!fits) {
+		snprintf(object, sizeof object, "%s", name);
+		snprintf(linktarget, sizeof linktarget, "%s", stored);
+	} else if (swap_suffix(name, ".fits", ISIO_SUFFIX, object, sizeof object) < 0 ||
+		   strlen(object) > NAME_MAX ||
+		   swap_suffix(stored, ".fits", ISIO_SUFFIX, linktarget, sizeof linktarget) < 0) {
+		return (void)fuse_reply_err(req, ENAMETOOLONG);
+	}
+	if (symlinkat(linktarget, parent->fd, object) < 0)
+		return (void)fuse_reply_err(req, errno);
+	struct fuse_entry_param e;
+	rc = posix_chown_to_caller(req, parent->fd, object);
+	if (rc == 0)
+		rc = fits ? links_view_entry(fs, parent, object, &e) : posix_entry(fs, parent, name, &e);
+	if (rc < 0) {
+		unlinkat(parent->fd, object, 0);
+		return (void)fuse_reply_err(req, -rc);
+	}
+	/* A symlink's attributes are never cached (see links_lookup): ln -sf
+	 * renames this one over another name at once. */
+	e.attr_timeout = 0;
+	fuse_reply_entry(req, &e);
+}
+
+int links_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
+		 const char *newname, unsigned int flags)
+{
+	/* ln -sf makes the new link under a temporary name and renames it
+	 * over the old one: a link spelled with .fits arrives here. */
+	if (flags & RENAME_EXCHANGE)
+		return 0;
+	if (!ends_with(newname, ".fits") ||
+	    !(faccessat(newparent->fd, newname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT))
+		return 0;
+	struct stat st;
+	char target[PATH_MAX], object[NAME_MAX + 1], linktarget[PATH_MAX];
+	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+		return 0;
+	ssize_t n = readlinkat(parent->fd, name, target, sizeof target - 1);
+	if (n <= 0)
+		return 0;
+	target[n] = '\0';
+	if (!is_fits_spelling(shmfs_of(req), newparent, newname, target))
+		return 0;
+	if (swap_suffix(newname, ".fits", ISIO_SUFFIX, object, sizeof object) < 0 ||
+	    strlen(object) > NAME_MAX ||
+	    swap_suffix(target, ".fits", ISIO_SUFFIX, linktarget, sizeof linktarget) < 0) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return 1;
+	}
+	if ((flags & RENAME_NOREPLACE) &&
+	    faccessat(newparent->fd, object, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		fuse_reply_err(req, EEXIST);
+		return 1;
+	}
+	/* The link with the .im.shm target, made beside and renamed into place,
+	 * so the old link is replaced at once (readers never miss the name). */
+	static atomic_uint counter;
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, ".shmfs-link.%d.%u", (int)getpid(), atomic_fetch_add(&counter, 1));
+	int rc = 0;
+	if (symlinkat(linktarget, newparent->fd, tmp) < 0)
+		rc = -errno;
+	if (rc == 0 && fchownat(newparent->fd, tmp, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		rc = -errno;
+	if (rc == 0 && renameat(newparent->fd, tmp, newparent->fd, object) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlinkat(newparent->fd, tmp, 0);
+		fuse_reply_err(req, -rc);
+		return 1;
+	}
+	unlinkat(parent->fd, name, 0);
+	fuse_reply_err(req, 0);
+	return 1;
+}
+
+int links_unlink(fuse_req_t req, struct node *parent, const char *name)
+{
+	/* Only names that are no file of SOURCE: views. */
+	if (!(faccessat(parent->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT))
+		return 0;
+	char object[NAME_MAX + 1];
+	struct stat st;
+	if (ends_with(name, ".fits") &&
+	    swap_suffix(name, ".fits", ISIO_SUFFIX, object, sizeof object) == 0 &&
+	    fstatat(parent->fd, object, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* rm of a stream's view removes the stream; of a link's, the link
+		 * alone (unlink never follows). */
+		fuse_reply_err(req, unlinkat(parent->fd, object, 0) < 0 ? errno : 0);
+		return 1;
+	}
+	size_t n = strlen(name);
+	const char *suffix = ends_with(name, ".mrc") ? ".mrc" : ends_with(name, ".fits") ? ".fits" : NULL;
+	if (suffix && n - strlen(suffix) <= NAME_MAX) {
+		snprintf(object, sizeof object, "%.*s", (int)(n - strlen(suffix)), name);
+		if (imod_name_capacity(object) &&
+		    fstatat(parent->fd, object, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+			fuse_reply_err(req, unlinkat(parent->fd, object, 0) < 0 ? errno : 0);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int links_stream_link(struct shmfs *fs, int dirfd, const char *object, struct stat *lst)
+{
+	if (fstatat(dirfd, object, lst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(lst->st_mode))
+		return 0;
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(dirfd, object, target, sizeof target - 1);
+	if (n <= 0)
+		return 0;
+	target[n] = '\0';
+	if (!ends_with(target, ISIO_SUFFIX))
+		return 0;
+	/* It shows while what it names is a stream: a dangling link has no
+	 * view. Followed by hand (never through the mount), and only a
+	 * regular file is opened (no device, no FIFO). */
+	int opath = resolve(fs, dirfd, object, 1);
+	if (opath < 0)
+		return 0;
+	struct stat st;
+	char path[64];
+	proc_path(path, opath);
+	int fd = fstat(opath, &st) == 0 && S_ISREG(st.st_mode)
+			 ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+			 : -1;
+	close(opath);
+	if (fd < 0)
+		return 0;
+	unsigned char meta[ISIO_META_SIZE];
+	struct isio_stream s;
+	char why[160];
+	int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		 pread(fd, meta, sizeof meta, 0) == (ssize_t)sizeof meta &&
+		 isio_parse(meta, sizeof meta, (uint64_t)st.st_size, &s, why, sizeof why) == 0;
+	close(fd);
+	return ok;
+}
+
+int links_lookup(fuse_req_t req, struct node *parent, const char *name)
+{
+	struct stat st;
+	struct fuse_entry_param e;
+	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode) ||
+	    posix_entry(shmfs_of(req), parent, name, &e) < 0)
+		return 0;
+	e.attr_timeout = 0;
+	fuse_reply_entry(req, &e);
+	return 1;
+}
+
+int links_getattr(fuse_req_t req, struct node *n)
+{
+	struct stat st;
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+		return 0;
+	if (st.st_nlink == 0)
+		fuse_reply_err(req, ESTALE);
+	else
+		fuse_reply_attr(req, &st, 0);
+	return 1;
+}
+
+int links_stale_symlink(const struct node *n)
+{
+	struct stat st;
+	return n->fd >= 0 && fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISLNK(st.st_mode) && st.st_nlink == 0;
+}
+
+int links_view_target(struct shmfs *fs, struct node *n, char *out, size_t len)
+{
+	char target[PATH_MAX];
+	/* A link removed or replaced (ln -sf, rm; ln -s) while the kernel
+	 * still caches the view's name: ESTALE makes it look the name up
+	 * again, instead of following the old target. */
+	if (links_stale_symlink(n))
+		return -ESTALE;
+	ssize_t r = readlinkat(n->fd, "", target, sizeof target - 1);
+	if (r < 0)
+		return -errno;
+	target[r] = '\0';
+	char fits[PATH_MAX];
+	if (!ends_with(target, ISIO_SUFFIX) ||
+	    swap_suffix(target, ISIO_SUFFIX, ".fits", fits, sizeof fits) < 0)
+		return -EINVAL;
+	/* A path into SOURCE points into the mount, where the view is. */
+	size_t slen = strlen(fs->source);
+	if (fits[0] == '/' && strncmp(fits, fs->source, slen) == 0 && fits[slen] == '/') {
+		int w = snprintf(out, len, "%s%s", fs->mountpoint, fits + slen);
+		return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
+	}
+	snprintf(out, len, "%s", fits);
+	return strlen(fits) < len ? 0 : -ENAMETOOLONG;
+}
+
+/* The attributes of link view N: the link's, the size its target's. */
+int links_view_stat(struct shmfs *fs, struct node *n, struct stat *st)
+{
+	char target[PATH_MAX];
+	if (fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (st->st_nlink == 0)
+		return -ESTALE; /* removed or replaced: see links_stale_symlink */
+	st->st_size = links_view_target(fs, n, target, sizeof target) == 0 ? (off_t)strlen(target) : 0;
+	st->st_ino ^= (ino_t)VK_STREAM_LINK << 56;
+	return 0;
+}
+
+int links_view_entry(struct shmfs *fs, struct node *dir, const char *object,
+		    struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof *e);
+	int opath = openat(dir->fd, object, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (opath < 0)
+		return -errno;
+	if (fstat(opath, &st) < 0 || !S_ISLNK(st.st_mode)) {
+		close(opath);
+		return -ENOENT;
+	}
+	struct node *node = inode_get_view(&fs->table, opath, st.st_dev, st.st_ino, VK_STREAM_LINK, -1);
+	if (!node)
+		return -ENOMEM;
+	int rc = links_view_stat(fs, node, &e->attr);
+	if (rc < 0) {
+		inode_forget(fs, node, 1);
+		return rc;
+	}
+	e->ino = inode_number(fs, node);
+	return 0;
+}

@@ -312,9 +312,10 @@ static void link_fits(const char *stream, const char *fits)
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
+	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};
 	int c;
 	o->prefix = "";
-	while ((c = getopt(argc, argv, "hcfrvp:")) != -1) {
+	while ((c = getopt_long(argc, argv, "hcfrvp:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);

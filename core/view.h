@@ -42,6 +42,14 @@ void view_fill(struct view_image *v, const void *src);
 /* The data part back to native pixels at DST. */
 void view_extract(const struct view_image *v, void *dst);
 
+/* Convert the object's pixels, read from byte OFFSET of descriptor FD, into
+ * the data part (two threads for large images). Returns 0, -EIO when the
+ * object is shorter than the pixels, or -errno. */
+int view_fill_from_fd(struct view_image *v, int fd, uint64_t offset);
+/* The data part back into the object at byte OFFSET of FD, with pwrite.
+ * Returns 0 or -errno (-ENOSPC on a full tmpfs). */
+int view_extract_to_fd(const struct view_image *v, int fd, uint64_t offset);
+
 /* The FITS header of a stream's view into H (initialised by the caller):
  * the image cards for its type and axes, its L, D and S keywords (names
  * starting with '_' left out, as milk does) from KEYWORDS (s->nbkw slots of

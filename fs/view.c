@@ -470,173 +470,33 @@ static void write_header(struct view_state *v)
 		fitshdr_write(&v->probe.fits, (char *)v->image.bytes);
 }
 
-#define CHUNK (1u << 20)
-
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : (ssize_t)done;
-		done += (size_t)r;
-	}
-	return (ssize_t)done;
-}
-
-/* Convert the object's pixels, from byte OFFSET of descriptor FD, into the
- * image, a chunk at a time through a buffer that stays in cache. Nothing of
- * the object is mapped: a fresh mapping costs a page fault per page (a
- * 64 MiB frame took 110 ms that way, 10 ms this way), reading leaves holes
- * holes, and an object shrunk meanwhile gives a short read, not SIGBUS. */
-static int fill_range(struct view_image *img, int fd, uint64_t offset, unsigned char *buf,
-		      uint64_t first, uint64_t end)
-{
-	size_t es = elem_size(img->type);
-	size_t os = img->nelement ? (size_t)(img->data_len / img->nelement) : es;
-	size_t per = CHUNK / es;
-	for (uint64_t i = first; i < end; i += per) {
-		size_t n = end - i < per ? (size_t)(end - i) : per;
-		if (pread_full(fd, buf, n * es, offset + i * es) != (ssize_t)(n * es))
-			return -EIO;
-		unsigned char *dst = img->bytes + img->header_len + i * os;
-		if (img->format == VIEW_MRC)
-			memcpy(dst, buf, n * es);
-		else
-			elem_to_fits(img->type, buf, dst, n);
-	}
-	return 0;
-}
-
-struct fill_half {
-	struct view_image *img;
+/* One consistent frame of a stream into the image, with the stream's update
+ * protocol (core/isio.c): the pixels are read through the descriptor, the
+ * counter and the write flag watched in the stream's mapped first page (no
+ * system call: a writer in a tight loop leaves only microseconds between
+ * frames). META gets the metadata of the frame taken. */
+struct frame_fill {
+	struct view_image *image;
 	int fd;
-	uint64_t offset, first, end;
+	uint64_t offset;
 	int rc;
 };
 
-static void *fill_half_thread(void *arg)
+static void frame_fill(const void *src, void *arg)
 {
-	struct fill_half *h = arg;
-	unsigned char *buf = malloc(CHUNK);
-	h->rc = buf ? fill_range(h->img, h->fd, h->offset, buf, h->first, h->end) : -ENOMEM;
-	free(buf);
-	return NULL;
+	(void)src; /* the pixels are read with pread: see view_fill_from_fd */
+	struct frame_fill *f = arg;
+	f->rc = view_fill_from_fd(f->image, f->fd, f->offset);
 }
 
-/* Frames this large are converted by two threads (the machine has two
- * cores and the daemon is otherwise idle while a view opens). */
-#define PARALLEL_FILL_BYTES ((uint64_t)8 << 20)
-
-static int fill_by_pread(struct view_image *img, int fd, uint64_t offset, unsigned char *buf)
+static int fill_stream_frame(struct view_state *v, unsigned char *meta)
 {
-	if (img->data_len < PARALLEL_FILL_BYTES)
-		return fill_range(img, fd, offset, buf, 0, img->nelement);
-	uint64_t half = img->nelement / 2;
-	struct fill_half other = {img, fd, offset, half, img->nelement, 0};
-	pthread_t thread;
-	if (pthread_create(&thread, NULL, fill_half_thread, &other) != 0)
-		return fill_range(img, fd, offset, buf, 0, img->nelement);
-	int rc = fill_range(img, fd, offset, buf, 0, half);
-	pthread_join(thread, NULL);
-	return rc < 0 ? rc : other.rc;
-}
-
-/* The inverse, for a written view: the image's data back into the object. */
-static int extract_by_pwrite(const struct view_image *img, int fd, uint64_t offset,
-			     unsigned char *buf)
-{
-	size_t es = elem_size(img->type);
-	size_t os = img->nelement ? (size_t)(img->data_len / img->nelement) : es;
-	size_t per = CHUNK / es;
-	for (uint64_t i = 0; i < img->nelement; i += per) {
-		size_t n = img->nelement - i < per ? (size_t)(img->nelement - i) : per;
-		const unsigned char *src = img->bytes + img->header_len + i * os;
-		if (img->format == VIEW_MRC)
-			memcpy(buf, src, n * es);
-		else
-			elem_from_fits(img->type, src, buf, n);
-		size_t done = 0;
-		while (done < n * es) {
-			ssize_t w = pwrite(fd, buf + done, n * es - done, (off_t)(offset + i * es + done));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				return w < 0 ? -errno : -EIO;
-			done += (size_t)w;
-		}
-	}
-	return 0;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-struct meta_peek {
-	const unsigned char *map;
-	unsigned char *meta;   /* the 384 bytes, or NULL for cnt0 and write only */
-	uint64_t cnt0;
-	int write;
-};
-
-static void peek_meta(void *arg)
-{
-	struct meta_peek *m = arg;
-	/* The counter and the flag checked are those of the copy the header is
-	 * made from: loaded apart, a frame finished in between would give a
-	 * header of one frame over the pixels of the next. */
-	if (m->meta) {
-		memcpy(m->meta, m->map, ISIO_META_SIZE);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		memcpy(&m->cnt0, m->meta + ISIO_OFF_CNT0, sizeof m->cnt0);
-		m->write = m->meta[ISIO_OFF_WRITE];
-		return;
-	}
-	/* The flag before the counter: a writer raises the flag, writes, then
-	 * counts and lowers it. Flag down and counter unchanged, loaded in this
-	 * order, mean no frame was written since the first look; the other
-	 * order lets a frame finish between the two loads unseen. */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	m->write = __atomic_load_n(m->map + ISIO_OFF_WRITE, __ATOMIC_ACQUIRE);
-	m->cnt0 = __atomic_load_n((const uint64_t *)(const void *)(m->map + ISIO_OFF_CNT0),
-				  __ATOMIC_ACQUIRE);
-}
-
-/* One consistent frame of a stream into the image, with the stream's update
- * protocol: cnt0 taken while write == 0, pixels copied, cnt0 and write
- * checked again; META gets the metadata of the frame taken. The counter and
- * the flag are watched in the stream's first page, mapped (no system call):
- * a writer in a tight loop leaves only microseconds between frames. */
-static int fill_stream_frame(struct view_state *v, unsigned char *meta, unsigned char *buf)
-{
-	struct probe *p = &v->probe;
-	struct meta_peek before = {v->map, meta, 0, 0}, after = {v->map, NULL, 0, 0};
-	double deadline = now_ms() + FRAME_WAIT_MS;
-	for (unsigned attempt = 0;; attempt++) {
-		if (guard_call(peek_meta, &before) < 0)
-			return -EIO;
-		if (!before.write) {
-			int rc = fill_by_pread(&v->image, v->data_fd, p->data_offset, buf);
-			if (rc < 0)
-				return rc;
-			if (guard_call(peek_meta, &after) < 0)
-				return -EIO;
-			if (!after.write && after.cnt0 == before.cnt0)
-				return 0;
-		}
-		if (now_ms() > deadline)
-			return -EAGAIN;
-		if (attempt % 64 == 63) { /* mostly spin; let the writer run now and then */
-			struct timespec pause = {0, 10000};
-			nanosleep(&pause, NULL);
-		}
-	}
+	struct frame_fill f = {&v->image, v->data_fd, v->probe.data_offset, 0};
+	int rc = isio_read_frame(v->map, v->map_len, &v->probe.stream, frame_fill, &f, meta,
+				 FRAME_WAIT_MS);
+	if (rc == -EFAULT)
+		return -EIO; /* shrunk under the mapping */
+	return rc < 0 ? rc : f.rc;
 }
 
 /* Build the image of an open view. Returns 0 or -errno. */
@@ -646,12 +506,9 @@ static int build_image(struct view_state *v)
 	int rc = view_alloc(&v->image, p->format, p->type, p->nelement, p->header_len);
 	if (rc < 0)
 		return rc;
-	unsigned char *buf = malloc(CHUNK);
-	if (!buf)
-		return -ENOMEM;
 	if (p->kind == VK_STREAM_FITS) {
 		unsigned char meta[ISIO_META_SIZE];
-		rc = fill_stream_frame(v, meta, buf);
+		rc = fill_stream_frame(v, meta);
 		if (rc == -EAGAIN)
 			shm_log(SHM_LOG_WARN, "%s: a writer kept the stream busy for %d ms: no "
 					      "consistent frame to read (EAGAIN)",
@@ -665,9 +522,8 @@ static int build_image(struct view_state *v)
 			rc = -EAGAIN;
 		}
 	} else {
-		rc = fill_by_pread(&v->image, v->data_fd, p->data_offset, buf);
+		rc = view_fill_from_fd(&v->image, v->data_fd, p->data_offset);
 	}
-	free(buf);
 	if (rc == 0)
 		write_header(v);
 	return rc;
@@ -830,17 +686,13 @@ int view_flush(struct handle *h)
 	if (!v->dirty)
 		return 0;
 	struct probe *p = &v->probe;
-	unsigned char *buf = malloc(CHUNK);
-	if (!buf)
-		return -ENOMEM;
 	int rc = 0;
 	if (p->kind == VK_STREAM_FITS)
 		rc = isio_frame_begin(v->map, v->map_len, &p->stream);
 	if (rc == 0)
-		rc = extract_by_pwrite(&v->image, v->data_fd, p->data_offset, buf);
+		rc = view_extract_to_fd(&v->image, v->data_fd, p->data_offset);
 	if (rc == 0 && p->kind == VK_STREAM_FITS)
 		rc = isio_frame_end(v->map, v->map_len, &p->stream);
-	free(buf);
 	if (rc < 0) {
 		shm_log(SHM_LOG_WARN, "%s: writing its view back failed (%s)", p->name, strerror(-rc));
 		return rc == -ENOSPC ? rc : -EIO;

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cfslot.h"
 #include "describe.h"
 #include "load.h"
 #include "orphan.h"
@@ -417,7 +416,7 @@ static int remove_one(const char *dir, const char *name)
 	if (rc < 0)
 		return lookup_fail(name, rc);
 	if (o.format == OBJ_CFITSIO) {
-		rc = cfslot_delete(o.slot.index);
+		rc = cfshm_delete(cfshm_keybase(), cfshm_maxseg(), o.slot.index);
 		if (rc == -EBUSY)
 			return fail(name, "shmem://h%d is open in a CFITSIO program (it holds the "
 					  "file's lock)", o.slot.index);

@@ -1,6 +1,8 @@
 /* test_cfshm.c - unit tests of core/cfshm: files made by CFITSIO's own
  * shmem:// driver read back byte for byte as `imcopy` gives them, CFITSIO's
- * lock honoured, and hand-made hostile tables and segments refused. */
+ * lock honoured, hand-made hostile tables and segments refused, files
+ * deleted and stale slots cleared as CFITSIO's driver does it, and the image
+ * read from FITS headers, CFITSIO's and hand-made hostile ones. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -92,6 +95,13 @@ static void cf_make(int slot, long nx, long ny, int bitpix, int extra)
 	fits_ok(status, "making the file");
 }
 
+static void reap(pid_t pid)
+{
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed", (int)pid);
+}
+
 /* Run CFITSIO in a child, so this process holds none of CFITSIO's classic
  * locks (which closing any descriptor of the lock file would drop). */
 static void cf_make_in_child(int slot, long nx, long ny, int bitpix, int extra)
@@ -102,9 +112,30 @@ static void cf_make_in_child(int slot, long nx, long ny, int bitpix, int extra)
 		cf_make(slot, nx, ny, bitpix, extra);
 		_exit(0);
 	}
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child making h%d failed", slot);
+	reap(pid);
+}
+
+/* Open shmem://hSLOT read-write in a child, as cf_make_in_child, and let
+ * WORK change it and close or delete it; wait for it to succeed. */
+static void cf_change_in_child(int slot, void (*work)(fitsfile *f, int *status))
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char url[32];
+		snprintf(url, sizeof url, "shmem://h%d", slot);
+		fitsfile *f = NULL;
+		int status = 0;
+		fits_open_file(&f, url, READWRITE, &status);
+		work(f, &status);
+		_exit(status ? 1 : 0);
+	}
+	reap(pid);
+}
+
+static void cf_delete(fitsfile *f, int *status)
+{
+	fits_delete_file(f, status);
 }
 
 static unsigned char *slurp(const char *path, size_t *len)
@@ -266,27 +297,22 @@ Test(cfshm, pixels_read_back_through_cfitsio)
 	free(got);
 }
 
-/* Append an extension to shmem://hSLOT until the file has passed into a new segment. */
-static void cf_grow(int slot)
+/* Append an extension big enough to pass the file into a new segment. */
+static void cf_grow(fitsfile *f, int *status)
 {
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		char url[32];
-		snprintf(url, sizeof url, "shmem://h%d", slot);
-		fitsfile *f;
-		int status = 0;
-		fits_open_file(&f, url, READWRITE, &status);
-		long naxes[2] = { 100, 100 };
-		fits_create_img(f, FLOAT_IMG, 2, naxes, &status);
-		float zero[10000] = { 0 };
-		fits_write_img(f, TFLOAT, 1, 10000, zero, &status);
-		fits_close_file(f, &status);
-		_exit(status ? 1 : 0);
-	}
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	long naxes[2] = { 100, 100 };
+	fits_create_img(f, FLOAT_IMG, 2, naxes, status);
+	float zero[10000] = { 0 };
+	fits_write_img(f, TFLOAT, 1, 10000, zero, status);
+	fits_close_file(f, status);
+}
+
+/* Append a small extension: the file stays in its granule. */
+static void cf_append_small(fitsfile *f, int *status)
+{
+	long naxes[1] = { 10 };
+	fits_create_img(f, BYTE_IMG, 1, naxes, status);
+	fits_close_file(f, status);
 }
 
 Test(cfshm, a_file_that_moved_is_gone_under_its_old_key)
@@ -294,7 +320,7 @@ Test(cfshm, a_file_that_moved_is_gone_under_its_old_key)
 	cf_make_in_child(2, 10, 20, FLOAT_IMG, 0);
 	struct cfshm_slot before, after;
 	cr_assert_eq(cfshm_slots(keybase, 16, &before, 1), 1);
-	cf_grow(2);
+	cf_change_in_child(2, cf_grow);
 	cr_assert_eq(cfshm_slots(keybase, 16, &after, 1), 1);
 	cr_assert_neq(after.key, before.key, "growing past 16 KiB makes a new segment");
 	cr_assert_gt(after.fits_size, before.fits_size);
@@ -314,19 +340,7 @@ Test(cfshm, size_is_reread_under_the_lock)
 	struct cfshm_slot listed;
 	cr_assert_eq(cfshm_slots(keybase, 16, &listed, 1), 1);
 	cr_assert_eq(listed.fits_size, 5760);
-	pid_t pid = fork();
-	if (pid == 0) {
-		fitsfile *f;
-		int status = 0;
-		fits_open_file(&f, "shmem://h4", READWRITE, &status);
-		long naxes[1] = { 10 };
-		fits_create_img(f, BYTE_IMG, 1, naxes, &status);
-		fits_close_file(f, &status);
-		_exit(status ? 1 : 0);
-	}
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cf_change_in_child(4, cf_append_small);
 	cr_assert_eq(table_key(4), listed.key, "still in its first granule");
 	unsigned char *got;
 	uint64_t len;
@@ -343,17 +357,7 @@ Test(cfshm, deleted_file_disappears)
 	cf_make_in_child(1, 8, 8, SHORT_IMG, 0);
 	struct cfshm_slot slot;
 	cr_assert_eq(cfshm_slots(keybase, 16, &slot, 1), 1);
-	pid_t pid = fork();
-	if (pid == 0) {
-		fitsfile *f;
-		int status = 0;
-		fits_open_file(&f, "shmem://h1", READWRITE, &status);
-		fits_delete_file(f, &status);
-		_exit(status ? 1 : 0);
-	}
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cf_change_in_child(1, cf_delete);
 	struct cfshm_slot slots[16];
 	cr_assert_eq(cfshm_slots(keybase, 16, slots, 16), 0);
 	unsigned char *got;
@@ -389,12 +393,6 @@ static pid_t cf_hold(int slot, int mode, int hold_ms)
 	return pid;
 }
 
-static void reap(pid_t pid)
-{
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
 
 static double elapsed_ms(const struct timespec *t0)
 {
@@ -782,4 +780,581 @@ Test(cfshm, random_tables_never_mislead, .timeout = 120)
 	}
 	cr_assert_gt(listed, 100, "the random tables should sometimes be right (%d)", listed);
 	shmdt(t);
+}
+
+/* ---- deleting files and clearing stale slots ---- */
+
+static void entry_sem(unsigned char *table, int i, int32_t sem, int32_t semkey)
+{
+	put32(table, (size_t)i * ENTRY, sem);
+	put32(table, (size_t)i * ENTRY + 4, semkey);
+}
+
+/* A semaphore of one, KEY, holding VALUE. Returns its id. */
+static int make_semaphore(key_t key, int value)
+{
+	int id = semget(key, 1, IPC_CREAT | IPC_EXCL | 0666);
+	cr_assert_geq(id, 0, "semget: %s", strerror(errno));
+	cr_assert_eq(semctl(id, 0, SETVAL, value), 0);
+	return id;
+}
+
+static int semaphore_exists(int id)
+{
+	return semctl(id, 0, GETVAL) >= 0;
+}
+
+static struct cfshm_entry table_entry(int slot)
+{
+	struct cfshm_entry *all, e;
+	int n = cfshm_entries(keybase, 16, &all);
+	cr_assert_gt(n, slot, "table of %d entries", n);
+	e = all[slot];
+	free(all);
+	return e;
+}
+
+/* A file CFITSIO made: its segment and its semaphore are there. */
+static struct cfshm_entry expect_cfitsio_file(int slot)
+{
+	struct cfshm_entry e = table_entry(slot);
+	cr_assert_neq(e.key, -1);
+	cr_assert_eq(shmget(e.key, 0, 0), e.handle);
+	cr_assert_eq(semget(e.semkey, 0, 0), e.sem);
+	cr_assert_eq(cfshm_entry_gone(&e), 0);
+	return e;
+}
+
+/* Slot SLOT is free, its file's segment and semaphore gone, as CFITSIO's
+ * shared_clear_entry leaves an entry. */
+static void expect_freed(int slot, const struct cfshm_entry *was)
+{
+	struct cfshm_entry e = table_entry(slot);
+	cr_assert(e.key == -1 && e.handle == -1 && e.sem == -1 && e.semkey == -1 && e.size == 0);
+	cr_assert_lt(shmctl(was->handle, IPC_STAT, &(struct shmid_ds){ 0 }), 0);
+	cr_assert_lt(shmget(was->key, 0, 0), 0);
+	cr_assert_eq(semaphore_exists(was->sem), 0);
+}
+
+/* The bytes of entry SLOT that CFITSIO writes (not the padding after attr). */
+static void table_bytes(int slot, unsigned char out[25])
+{
+	int id = shmget(keybase, 0, 0);
+	cr_assert_geq(id, 0);
+	unsigned char *t = shmat(id, NULL, SHM_RDONLY);
+	cr_assert_neq(t, (void *)-1);
+	memcpy(out, t + slot * ENTRY, 25);
+	shmdt(t);
+}
+
+Test(cfshm, delete_as_cfitsio_does)
+{
+	cf_make_in_child(3, 10, 20, FLOAT_IMG, 0);
+	cf_make_in_child(4, 300, 300, SHORT_IMG, 0); /* moved past its first granule */
+	cf_make_in_child(5, 10, 20, FLOAT_IMG, 0);
+	for (int slot = 3; slot <= 4; slot++) {
+		struct cfshm_entry was = expect_cfitsio_file(slot);
+		cr_assert_eq(cfshm_delete(keybase, 16, slot), 0);
+		expect_freed(slot, &was);
+		cr_assert_eq(cfshm_delete(keybase, 16, slot), -ENOENT);
+	}
+	/* the entry left is byte for byte the one fits_delete_file leaves */
+	unsigned char ours[25], theirs[25];
+	table_bytes(3, ours);
+	cf_change_in_child(5, cf_delete);
+	table_bytes(5, theirs);
+	cr_assert(memcmp(ours, theirs, sizeof ours) == 0);
+	struct cfshm_slot slots[16];
+	cr_assert_eq(cfshm_slots(keybase, 16, slots, 16), 0);
+	/* and CFITSIO takes the slot again */
+	cf_make_in_child(3, 4, 4, BYTE_IMG, 0);
+	cr_assert_eq(cfshm_slots(keybase, 16, slots, 16), 1);
+	expect_same_as_imcopy(&slots[0]);
+}
+
+Test(cfshm, delete_waits_for_no_one)
+{
+	cf_make_in_child(2, 10, 20, FLOAT_IMG, 0);
+	int modes[] = { READONLY, READWRITE };
+	for (int i = 0; i < 2; i++) {
+		pid_t holder = cf_hold(2, modes[i], 600);
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		cr_assert_eq(cfshm_delete(keybase, 16, 2), -EBUSY);
+		cr_assert_eq(cfshm_clear_stale(keybase, 16, 2), -EBUSY);
+		cr_assert_lt(elapsed_ms(&t0), 400, "did not wait for the lock");
+		reap(holder);
+		expect_cfitsio_file(2);
+	}
+	struct cfshm_entry was = expect_cfitsio_file(2);
+	cr_assert_eq(cfshm_delete(keybase, 16, 2), 0);
+	expect_freed(2, &was);
+}
+
+Test(cfshm, delete_refusals)
+{
+	cr_assert_eq(cfshm_delete(keybase, 16, 0), -ENOENT, "no table");
+	cr_assert_eq(cfshm_clear_stale(keybase, 16, 0), -ENOENT, "no table");
+	int tid;
+	unsigned char *t = make_table(16 * ENTRY, &tid);
+	free_entries(t, 16);
+	int indexes[] = { -1, 16, INT32_MAX, 0 /* free */ };
+	for (size_t i = 0; i < sizeof indexes / sizeof *indexes; i++) {
+		cr_assert_eq(cfshm_delete(keybase, 16, indexes[i]), -ENOENT);
+		cr_assert_eq(cfshm_clear_stale(keybase, 16, indexes[i]), -ENOENT);
+	}
+	cr_assert_eq(cfshm_delete(keybase, 0, 0), -EINVAL);
+	cr_assert_eq(cfshm_clear_stale(keybase, CFSHM_MAXSEG_LIMIT + 1, 0), -EINVAL);
+	/* entries naming segments that are not their files: the table itself,
+	 * another slot's file, a segment too small for the size, a
+	 * nonsense size; nothing is removed, the entry stays */
+	int other = make_segment(keybase + 1, 7, 16384, 100);
+	int small = make_segment(keybase + 2, 3, 4096, 100);
+	entry(t, 1, keybase, tid, 16);
+	entry(t, 2, keybase + 1, other, 116);
+	entry(t, 3, keybase + 2, small, 8192);
+	entry(t, 4, keybase + 1, other, 3);
+	for (int slot = 1; slot <= 4; slot++) {
+		unsigned char before[ENTRY];
+		memcpy(before, t + slot * ENTRY, ENTRY);
+		cr_assert_eq(cfshm_delete(keybase, 16, slot), -EINVAL, "h%d", slot);
+		cr_assert_eq(cfshm_clear_stale(keybase, 16, slot), -EEXIST, "h%d", slot);
+		cr_assert(memcmp(before, t + slot * ENTRY, ENTRY) == 0);
+	}
+	struct shmid_ds ds;
+	cr_assert_eq(shmctl(tid, IPC_STAT, &ds), 0);
+	cr_assert_eq(shmctl(other, IPC_STAT, &ds), 0);
+	cr_assert_eq(shmctl(small, IPC_STAT, &ds), 0);
+	/* a semaphore not the entry's (another key) is not removed */
+	int good = make_segment(keybase + 3, 5, 16384, 100);
+	int stranger = make_semaphore(keybase + 40, 0);
+	entry(t, 5, keybase + 3, good, 116);
+	entry_sem(t, 5, stranger, keybase + 41);
+	cr_assert_eq(cfshm_delete(keybase, 16, 5), 0);
+	cr_assert_lt(shmctl(good, IPC_STAT, &ds), 0);
+	cr_assert(semaphore_exists(stranger));
+	shmdt(t);
+}
+
+Test(cfshm, entries_as_they_stand)
+{
+	struct cfshm_entry *all = (void *)1;
+	cr_assert_eq(cfshm_entries(keybase, 16, &all), 0, "no table");
+	cr_assert_null(all);
+	cr_assert_eq(cfshm_entries(keybase, 0, &all), -EINVAL);
+	int tid;
+	unsigned char *t = make_table(16 * ENTRY, &tid);
+	free_entries(t, 16);
+	entry(t, 2, 0x1234, 7, 99);
+	entry_sem(t, 2, 11, 0x4321);
+	cr_assert_eq(cfshm_entries(keybase, 16, &all), 16);
+	cr_assert_eq(all[2].index, 2);
+	cr_assert(all[2].key == 0x1234 && all[2].handle == 7 && all[2].size == 99);
+	cr_assert(all[2].sem == 11 && all[2].semkey == 0x4321);
+	cr_assert_eq(all[15].key, -1);
+	cr_assert_eq(all[15].index, 15);
+	free(all);
+	cr_assert_eq(cfshm_entries(keybase, 3, &all), 3, "MAXSEG bounds");
+	free(all);
+	struct cfshm_entry e;
+	cr_assert_eq(cfshm_raw_entry(t, 16 * ENTRY, 15, &e), 0);
+	cr_assert_eq(cfshm_raw_entry(t, 16 * ENTRY - 1, 15, &e), -ERANGE);
+	cr_assert_eq(cfshm_raw_entry(t, 16 * ENTRY, -1, &e), -ERANGE);
+	shmdt(t);
+	/* a table shorter than its slot count: whole entries only */
+	cr_assert_eq(shmctl(tid, IPC_RMID, NULL), 0);
+	t = make_table(2 * ENTRY + 27, &tid);
+	cr_assert_eq(cfshm_entries(keybase, 16, &all), 2);
+	free(all);
+	cr_assert_eq(cfshm_delete(keybase, 16, 2), -ENOENT, "the cut entry");
+	shmdt(t);
+}
+
+Test(cfshm, entry_gone)
+{
+	struct cfshm_entry e = { .key = -1, .handle = 5 };
+	cr_assert_eq(cfshm_entry_gone(&e), 0, "free");
+	int id = make_segment(keybase + 1, 0, 4096, 10);
+	e = (struct cfshm_entry){ .key = keybase + 1, .handle = id };
+	cr_assert_eq(cfshm_entry_gone(&e), 0, "there");
+	e.handle = -3;
+	cr_assert_eq(cfshm_entry_gone(&e), 0, "no handle");
+	e = (struct cfshm_entry){ .key = keybase + 2, .handle = id };
+	cr_assert_eq(cfshm_entry_gone(&e), 1, "another key");
+	e = (struct cfshm_entry){ .key = keybase + 1, .handle = id };
+	void *keep = shmat(id, NULL, SHM_RDONLY);
+	cr_assert_eq(shmctl(id, IPC_RMID, NULL), 0);
+	cr_assert_eq(cfshm_entry_gone(&e), 1, "marked for removal");
+	shmdt(keep);
+	cr_assert_eq(cfshm_entry_gone(&e), 1, "removed");
+}
+
+Test(cfshm, clear_stale_slots)
+{
+	int tid;
+	unsigned char *t = make_table(16 * ENTRY, &tid);
+	free_entries(t, 16);
+	int live = make_segment(keybase + 1, 1, 16384, 100);
+	entry(t, 1, keybase + 1, live, 116);
+	cr_assert_eq(cfshm_clear_stale(keybase, 16, 1), -EEXIST);
+	/* gone, with its semaphore at 0 (nobody attached), at 1, and none */
+	int gone = make_segment(keybase + 2, 2, 16384, 100);
+	cr_assert_eq(shmctl(gone, IPC_RMID, NULL), 0);
+	int idle = make_semaphore(keybase + 20, 0), counted = make_semaphore(keybase + 21, 1);
+	entry(t, 2, keybase + 2, gone, 116);
+	entry_sem(t, 2, idle, keybase + 20);
+	entry(t, 3, keybase + 3, gone, 116);
+	entry_sem(t, 3, counted, keybase + 21);
+	entry(t, 4, keybase + 4, gone, 116);
+	entry_sem(t, 4, -1, -1);
+	struct cfshm_entry *all;
+	cr_assert_eq(cfshm_entries(keybase, 16, &all), 16);
+	cr_assert(cfshm_entry_gone(&all[2]) && cfshm_entry_gone(&all[3]));
+	cr_assert_eq(cfshm_clear_stale(keybase, 16, 2), 0);
+	expect_freed(2, &all[2]);
+	cr_assert_eq(cfshm_clear_stale(keybase, 16, 3), -EBUSY);
+	cr_assert(semaphore_exists(counted));
+	cr_assert_eq(table_entry(3).key, keybase + 3);
+	cr_assert_eq(cfshm_clear_stale(keybase, 16, 4), 0);
+	cr_assert_eq(table_entry(4).key, -1);
+	cr_assert_eq(cfshm_clear_stale(keybase, 16, 4), -ENOENT);
+	free(all);
+	shmdt(t);
+}
+
+Test(cfshm, clear_a_file_whose_segment_vanished)
+{
+	cf_make_in_child(6, 10, 20, FLOAT_IMG, 0);
+	struct cfshm_entry was = expect_cfitsio_file(6);
+	cr_assert_eq(cfshm_clear_stale(keybase, 16, 6), -EEXIST);
+	cr_assert_eq(shmctl(was.handle, IPC_RMID, NULL), 0);
+	cr_assert_eq(cfshm_clear_stale(keybase, 16, 6), 0);
+	expect_freed(6, &was);
+	cf_make_in_child(6, 3, 3, BYTE_IMG, 0);
+	expect_cfitsio_file(6);
+}
+
+/* ---- the image in a FITS header (no IPC) ---- */
+
+TestSuite(cfshm_image);
+
+/* CARDS (up to NULL), each padded to 80 columns, then END when END is set,
+ * in a buffer of exactly *LEN bytes: a read past it is caught. */
+static char *header(size_t *len, int end, const char *const *cards)
+{
+	size_t n = 0;
+	while (cards[n])
+		n++;
+	*len = (n + (end ? 1 : 0)) * 80;
+	char *h = malloc(*len ? *len : 1);
+	cr_assert_not_null(h);
+	memset(h, ' ', *len);
+	for (size_t i = 0; i < n; i++)
+		memcpy(h + i * 80, cards[i], strnlen(cards[i], 80));
+	if (end)
+		memcpy(h + n * 80, "END", 3);
+	return h;
+}
+
+#define SIMPLE "SIMPLE  =                    T"
+#define CARDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* cfshm_image_info on CARDS and END; *TYPE, *NAXIS and DIMS as it leaves them. */
+static int info(const char *const *cards, enum elem_type *type, int *naxis, uint64_t *dims)
+{
+	size_t len;
+	char *h = header(&len, 1, cards);
+	*type = ELEM_NONE;
+	*naxis = -7;
+	for (int i = 0; i < CFSHM_IMAGE_MAX_AXES; i++)
+		dims[i] = 77;
+	int rc = cfshm_image_info(h, len, type, naxis, dims);
+	if (rc < 0)
+		cr_assert(*type == ELEM_NONE && *naxis == -7 && dims[0] == 77, "touched on failure");
+	free(h);
+	return rc;
+}
+
+/* The type of a 2-axis image of BITPIX, with BZERO and BSCALE cards (NULL:
+ * none), or ELEM_NONE when refused. */
+static enum elem_type type_of(const char *bitpix, const char *bzero, const char *bscale)
+{
+	char cards[3][81];
+	snprintf(cards[0], sizeof cards[0], "BITPIX  = %20s", bitpix);
+	snprintf(cards[1], sizeof cards[1], "BZERO   = %20s / offset", bzero ? bzero : "");
+	snprintf(cards[2], sizeof cards[2], "BSCALE  = %20s", bscale ? bscale : "");
+	const char *list[8] = { SIMPLE, cards[0], "NAXIS   =                    2",
+				"NAXIS1  =                   10", "NAXIS2  =                   20" };
+	int n = 5;
+	if (bzero)
+		list[n++] = cards[1];
+	if (bscale)
+		list[n++] = cards[2];
+	enum elem_type type;
+	int naxis;
+	uint64_t dims[CFSHM_IMAGE_MAX_AXES];
+	if (info(list, &type, &naxis, dims) < 0)
+		return ELEM_NONE;
+	cr_assert(naxis == 2 && dims[0] == 10 && dims[1] == 20);
+	return type;
+}
+
+Test(cfshm_image, every_bitpix_and_bzero)
+{
+	static const struct {
+		const char *bitpix, *bzero, *bscale;
+		enum elem_type want;
+	} cases[] = {
+		{ "8", NULL, NULL, ELEM_U8 },
+		{ "8", "0", "1", ELEM_U8 },
+		{ "8", "-128", NULL, ELEM_I8 },
+		{ "8", "-1.28E2", "1.0", ELEM_I8 },
+		{ "8", "32768", NULL, ELEM_F32 },
+		{ "8", "1", NULL, ELEM_F32 },
+		{ "8", NULL, "2", ELEM_F32 },
+		{ "16", NULL, NULL, ELEM_I16 },
+		{ "16", "32768", NULL, ELEM_U16 },
+		{ "16", "3.2768D4", NULL, ELEM_U16 },
+		{ "16", "32768.0", "1.", ELEM_U16 },
+		{ "16", "-32768", NULL, ELEM_F32 },
+		{ "16", "32768", "0.5", ELEM_F32 },
+		{ "16", "0.0", "1.5", ELEM_F32 },
+		{ "32", NULL, NULL, ELEM_I32 },
+		{ "32", "2147483648", NULL, ELEM_U32 },
+		{ "32", "2.147483648E+09", NULL, ELEM_U32 },
+		{ "32", "-128", NULL, ELEM_F32 },
+		{ "32", "32768", NULL, ELEM_F32 },
+		{ "64", NULL, NULL, ELEM_I64 },
+		{ "64", "9223372036854775808", NULL, ELEM_U64 },
+		{ "64", "9.223372036854775808E18", NULL, ELEM_U64 },
+		{ "64", "2147483648", NULL, ELEM_F32 },
+		{ "64", NULL, "1E-3", ELEM_F32 },
+		{ "-32", NULL, NULL, ELEM_F32 },
+		{ "-32", "5", "2", ELEM_F32 },
+		{ "-64", NULL, NULL, ELEM_F64 },
+		{ "-64", "32768", "3", ELEM_F64 },
+		{ "+16", NULL, NULL, ELEM_I16 },
+		{ "16.", NULL, NULL, ELEM_I16 },
+		{ "1.6E1", NULL, NULL, ELEM_I16 },
+		{ "-3.2D1", NULL, NULL, ELEM_F32 },
+		/* refused */
+		{ "0", NULL, NULL, ELEM_NONE },
+		{ "12", NULL, NULL, ELEM_NONE },
+		{ "-16", NULL, NULL, ELEM_NONE },
+		{ "128", NULL, NULL, ELEM_NONE },
+		{ "16.5", NULL, NULL, ELEM_NONE },
+		{ "1e400", NULL, NULL, ELEM_NONE },
+		{ "'16'", NULL, NULL, ELEM_NONE },
+		{ "T", NULL, NULL, ELEM_NONE },
+		{ "", NULL, NULL, ELEM_NONE },
+		{ "16", "'32768'", NULL, ELEM_NONE },
+		{ "16", NULL, "nan", ELEM_NONE },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		enum elem_type got = type_of(cases[i].bitpix, cases[i].bzero, cases[i].bscale);
+		cr_assert_eq(got, cases[i].want, "BITPIX %s BZERO %s BSCALE %s: %d, not %d",
+			     cases[i].bitpix, cases[i].bzero ? cases[i].bzero : "-",
+			     cases[i].bscale ? cases[i].bscale : "-", got, cases[i].want);
+	}
+}
+
+/* NAXIS1's value text V: the size it gives, or 0 when refused. */
+static uint64_t axis_of(const char *v)
+{
+	char card[81];
+	snprintf(card, sizeof card, "NAXIS1  = %s", v);
+	enum elem_type type;
+	int naxis;
+	uint64_t dims[CFSHM_IMAGE_MAX_AXES];
+	if (info(CARDS(SIMPLE, "BITPIX  =                  -32", "NAXIS   =                    1",
+		       card), &type, &naxis, dims) < 0)
+		return 0;
+	cr_assert_eq(naxis, 1);
+	cr_assert_eq(type, ELEM_F32);
+	return dims[0];
+}
+
+Test(cfshm_image, numbers_and_huge_axes)
+{
+	static const struct {
+		const char *text;
+		uint64_t want;
+	} cases[] = {
+		{ "512", 512 }, { "                 512 / pixels", 512 }, { "+512", 512 },
+		{ "512.", 512 }, { "512.000", 512 }, { "5.12E2", 512 }, { "5.12e+2", 512 },
+		{ "5.12D2", 512 }, { "51200E-2", 512 }, { "0000000000000000000000512", 512 },
+		{ "512/", 512 }, { "1", 1 },
+		{ "9000000000000000", 9000000000000000ull }, { "9E15", 9000000000000000ull },
+		/* refused */
+		{ "9000000000000001", 0 }, { "1E16", 0 }, { "1E400", 0 }, { "1E99999999", 0 },
+		{ "99999999999999999999999999999999", 0 }, { "0", 0 }, { "-5", 0 },
+		{ "1E-400", 0 }, { "512.5", 0 }, { "0x200", 0 }, { "inf", 0 }, { "nan", 0 },
+		{ "", 0 }, { "512 pixels", 0 }, { "512E", 0 }, { "5.1.2", 0 }, { ".", 0 },
+		{ "--512", 0 }, { "'512'", 0 }, { "512,", 0 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		cr_assert_eq(axis_of(cases[i].text), cases[i].want, "NAXIS1 = %s: %llu",
+			     cases[i].text, (unsigned long long)axis_of(cases[i].text));
+	/* a number filling the field to column 80 */
+	char full[71];
+	memset(full, ' ', 70);
+	memcpy(full + 67, "512", 3);
+	full[70] = '\0';
+	cr_assert_eq(axis_of(full), 512);
+}
+
+Test(cfshm_image, axes)
+{
+	enum elem_type type;
+	int naxis;
+	uint64_t dims[CFSHM_IMAGE_MAX_AXES];
+	cr_assert_eq(info(CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 8", "NAXIS1  = 1",
+				"NAXIS2  = 2", "NAXIS3  = 3", "NAXIS4  = 4", "NAXIS5  = 5",
+				"NAXIS6  = 6", "NAXIS7  = 7", "NAXIS8  = 8"),
+			  &type, &naxis, dims), 0);
+	cr_assert_eq(naxis, 8);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(dims[i], (uint64_t)i + 1);
+	/* axes beyond NAXIS, cards in any order, comments and others between */
+	cr_assert_eq(info(CARDS(SIMPLE, "NAXIS2  = 7", "COMMENT NAXIS1 = 99", "NAXIS1  = 5",
+				"HISTORY", "NAXIS3  = 0", "NAXIS   = 2", "BITPIX  = 16",
+				"NAXIS1  = 6 / a second one does not count", "NAXIS12 = 4"),
+			  &type, &naxis, dims), 0);
+	cr_assert(naxis == 2 && dims[0] == 5 && dims[1] == 7 && type == ELEM_I16);
+	const char *const *refused[] = {
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 0"),
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 9", "NAXIS1  = 1", "NAXIS2  = 1",
+		      "NAXIS3  = 1", "NAXIS4  = 1", "NAXIS5  = 1", "NAXIS6  = 1", "NAXIS7  = 1",
+		      "NAXIS8  = 1", "NAXIS9  = 1"),
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 3", "NAXIS1  = 1", "NAXIS2  = 1"),
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 1", "NAXIS1  = 0"),
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 1", "NAXIS1    = 5"),
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 1", "NAXIS1   5"),
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = -1"),
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 1.5", "NAXIS1  = 1"),
+		CARDS(SIMPLE, "NAXIS   = 1", "NAXIS1  = 1"),
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS1  = 1"),
+		CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 'one'", "NAXIS1  = 1"),
+		CARDS("XTENSION= 'IMAGE   '", "BITPIX  = 8", "NAXIS   = 1", "NAXIS1  = 1"),
+		CARDS("SIMPLE  =T", "BITPIX  = 8", "NAXIS   = 1", "NAXIS1  = 1"),
+		CARDS(" SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 1", "NAXIS1  = 1"),
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+		cr_assert_eq(info(refused[i], &type, &naxis, dims), -EINVAL, "case %zu", i);
+}
+
+Test(cfshm_image, truncated_or_without_end)
+{
+	const char *const *cards = CARDS(SIMPLE, "BITPIX  = 16", "NAXIS   = 2", "NAXIS1  = 3",
+					 "NAXIS2  = 4", "BZERO   = 32768");
+	size_t len;
+	char *h = header(&len, 1, cards);
+	enum elem_type type;
+	int naxis;
+	uint64_t dims[CFSHM_IMAGE_MAX_AXES];
+	cr_assert_eq(cfshm_image_info(h, len, &type, &naxis, dims), 0);
+	cr_assert_eq(type, ELEM_U16);
+	/* every shorter length, in a buffer of exactly that length */
+	for (size_t cut = 0; cut < len; cut++) {
+		char *part = malloc(cut ? cut : 1);
+		memcpy(part, h, cut);
+		cr_assert_eq(cfshm_image_info(part, cut, &type, &naxis, dims), -EINVAL, "%zu", cut);
+		free(part);
+	}
+	/* bytes after END (the rest of a block, the data) are not looked at */
+	char *more = malloc(len + 2880);
+	memcpy(more, h, len);
+	memset(more + len, 'x', 2880);
+	cr_assert_eq(cfshm_image_info(more, len + 2880, &type, &naxis, dims), 0);
+	free(more);
+	free(h);
+	/* no END at all, and END not on a card's start */
+	h = header(&len, 0, cards);
+	cr_assert_eq(cfshm_image_info(h, len, &type, &naxis, dims), -EINVAL);
+	free(h);
+	h = header(&len, 0, CARDS(SIMPLE, "BITPIX  = 8", "NAXIS   = 1", "NAXIS1  = 1",
+				  "COMMENT END"));
+	cr_assert_eq(cfshm_image_info(h, len, &type, &naxis, dims), -EINVAL);
+	free(h);
+}
+
+/* The header at the front of shmem://hSLOT, as cfshm_read_fits copies it. */
+static int info_of_slot(int slot, enum elem_type *type, int *naxis, uint64_t *dims)
+{
+	struct cfshm_slot all[16];
+	int n = cfshm_slots(keybase, 16, all, 16);
+	for (int i = 0; i < n; i++) {
+		if (all[i].index != slot)
+			continue;
+		unsigned char *fits;
+		uint64_t len;
+		cr_assert_eq(cfshm_read_fits(keybase, 16, &all[i], TIMEOUT_MS, &fits, &len), 0);
+		int rc = cfshm_image_info(fits, (size_t)len, type, naxis, dims);
+		free(fits);
+		return rc;
+	}
+	cr_assert_fail("no h%d", slot);
+	return -ENOENT;
+}
+
+Test(cfshm, image_info_of_cfitsio_files)
+{
+	static const struct {
+		int bitpix;
+		enum elem_type want;
+	} cases[] = {
+		{ BYTE_IMG, ELEM_U8 }, { SBYTE_IMG, ELEM_I8 }, { SHORT_IMG, ELEM_I16 },
+		{ USHORT_IMG, ELEM_U16 }, { LONG_IMG, ELEM_I32 }, { ULONG_IMG, ELEM_U32 },
+		{ LONGLONG_IMG, ELEM_I64 }, { ULONGLONG_IMG, ELEM_U64 }, { FLOAT_IMG, ELEM_F32 },
+		{ DOUBLE_IMG, ELEM_F64 },
+	};
+	for (int i = 0; i < (int)(sizeof cases / sizeof *cases); i++) {
+		cf_make_in_child(i, 3 + i, 5, cases[i].bitpix, 0);
+		enum elem_type type;
+		int naxis;
+		uint64_t dims[CFSHM_IMAGE_MAX_AXES];
+		cr_assert_eq(info_of_slot(i, &type, &naxis, dims), 0, "h%d", i);
+		cr_assert_eq(type, cases[i].want, "BITPIX %d: %d", cases[i].bitpix, type);
+		cr_assert(naxis == 2 && dims[0] == (uint64_t)(3 + i) && dims[1] == 5);
+	}
+}
+
+Test(cfshm_image, garbage, .timeout = 120)
+{
+	/* cards drawn from the keywords read, with values of every kind, in
+	 * exact-size buffers: whatever is accepted is within the contract */
+	static const char *const names[] = { "SIMPLE  ", "BITPIX  ", "NAXIS   ", "NAXIS1  ",
+					     "NAXIS2  ", "NAXIS8  ", "NAXIS9  ", "BZERO   ",
+					     "BSCALE  ", "END     ", "COMMENT ", "NAXIS   " };
+	static const char *const values[] = { "8", "16", "-32", "-64", "64", "32", "2", "1",
+					      "0", "-1", "9E15", "1E300", "32768", "-128",
+					      "2.5", "'x'", "T", "", "3.2768D4", "1.0E", "7 / c" };
+	uint64_t seed = 0x243f6a8885a308d3ull;
+	int accepted = 0;
+	for (int round = 0; round < 200000; round++) {
+		int ncards = 1 + (int)(rnd(&seed) % 12);
+		size_t len = (size_t)ncards * 80 - (rnd(&seed) % 4 == 0 ? rnd(&seed) % 80 : 0);
+		char *h = malloc(len);
+		for (int c = 0; c < ncards; c++) {
+			char card[81];
+			const char *name = c == 0 && rnd(&seed) % 8 ? "SIMPLE  " : names[rnd(&seed) % 12];
+			snprintf(card, sizeof card, "%s%s%-70s", name, rnd(&seed) % 16 ? "= " : "  ",
+				 values[rnd(&seed) % (sizeof values / sizeof *values)]);
+			if (rnd(&seed) % 32 == 0) /* a byte of noise */
+				card[rnd(&seed) % 80] = (char)rnd(&seed);
+			memcpy(h + c * 80, card, (size_t)c * 80 + 80 <= len ? 80 : len - (size_t)c * 80);
+		}
+		enum elem_type type;
+		int naxis;
+		uint64_t dims[CFSHM_IMAGE_MAX_AXES];
+		if (cfshm_image_info(h, len, &type, &naxis, dims) == 0) {
+			accepted++;
+			cr_assert(naxis >= 1 && naxis <= CFSHM_IMAGE_MAX_AXES);
+			cr_assert(type >= ELEM_U8 && type <= ELEM_F64);
+			for (int i = 0; i < naxis; i++)
+				cr_assert(dims[i] >= 1 && dims[i] <= 9000000000000000ull);
+		}
+		free(h);
+	}
+	cr_assert_gt(accepted, 10, "some garbage is an image (%d)", accepted);
 }

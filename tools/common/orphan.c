@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "cfshm.h"
-#include "cfslot.h"
 #include "isio.h"
 #include "shmobj.h"
 #include "sysv.h"
@@ -23,7 +22,7 @@
 struct found {
 	struct orphan *list;
 	size_t count, cap;
-	struct cfslot_entry *entries;  /* CFITSIO's table, whose segments stay */
+	struct cfshm_entry *entries;   /* CFITSIO's table, whose segments stay */
 	int nentries;
 };
 
@@ -207,12 +206,12 @@ int orphan_find(const char *semdir, const char *streamdir, struct orphan **list)
 	struct found f = {0};
 	/* An unreadable table leaves nothing of CFITSIO to clean; its files
 	 * are still spared by their keys (is_cfitsio). */
-	int n = cfslot_read_table(&f.entries);
+	int n = cfshm_entries(cfshm_keybase(), cfshm_maxseg(), &f.entries);
 	int rc = 0;
 	f.nentries = n > 0 ? n : 0;
 	for (int i = 0; i < f.nentries; i++) {
-		const struct cfslot_entry *e = &f.entries[i];
-		if (!cfslot_segment_gone(e))
+		const struct cfshm_entry *e = &f.entries[i];
+		if (!cfshm_entry_gone(e))
 			continue;
 		struct orphan *o = add(&f);
 		if (!o) {
@@ -247,7 +246,7 @@ static int remove_segment(const struct orphan *o, char *why, size_t whylen)
 	struct found f = {0};
 	if (sysv_stat(&seg) < 0)
 		FAIL(ENOENT, "gone already");
-	int n = cfslot_read_table(&f.entries);
+	int n = cfshm_entries(cfshm_keybase(), cfshm_maxseg(), &f.entries);
 	f.nentries = n > 0 ? n : 0;
 	int orphan = seg.ds.shm_cpid == o->cpid && is_orphan_segment(&f, &seg);
 	free(f.entries);
@@ -286,7 +285,7 @@ int orphan_remove(const char *semdir, const struct orphan *o, char *why, size_t 
 	case ORPHAN_SEMAPHORE:
 		return remove_semaphore(semdir, o, why, whylen);
 	case ORPHAN_CFITSIO_SLOT: {
-		int rc = cfslot_clear_stale(o->index);
+		int rc = cfshm_clear_stale(cfshm_keybase(), cfshm_maxseg(), o->index);
 		if (rc == -EEXIST)
 			FAIL(EBUSY, "its segment is back");
 		if (rc == -EBUSY)

@@ -63,77 +63,6 @@ int obj_cfitsio_index(const char *name)
 	return n < CFSHM_MAXSEG_LIMIT ? (int)n : -1;
 }
 
-/* The value of a FITS card (columns 11-80) as an integer or a real: only
- * blanks may follow the number, up to a comment. */
-static int card_number(const char *card, double *v)
-{
-	char text[71], *end;
-	memcpy(text, card + 10, 70);
-	text[70] = '\0';
-	char *slash = strchr(text, '/');
-	if (slash)
-		*slash = '\0';
-	errno = 0;
-	*v = strtod(text, &end);
-	if (end == text || errno)
-		return -1;
-	while (*end == ' ')
-		end++;
-	return *end ? -1 : 0;
-}
-
-int obj_fits_image(const void *buf, size_t len, enum elem_type *type, int *naxis,
-		   uint64_t *dims)
-{
-	const char *p = buf;
-	double bitpix = 0, nax = -1, bzero = 0, bscale = 1, v;
-	double axes[OBJ_MAX_AXES] = {0};
-	if (len < 80 || memcmp(p, "SIMPLE  = ", 10) != 0)
-		return -EINVAL;
-	size_t off;
-	for (off = 0; off + 80 <= len; off += 80) {
-		const char *card = p + off;
-		if (memcmp(card, "END     ", 8) == 0)
-			break;
-		if (card[8] != '=' || card[9] != ' ' || card_number(card, &v) < 0)
-			continue;
-		if (memcmp(card, "BITPIX  ", 8) == 0)
-			bitpix = v;
-		else if (memcmp(card, "NAXIS   ", 8) == 0)
-			nax = v;
-		else if (memcmp(card, "BZERO   ", 8) == 0)
-			bzero = v;
-		else if (memcmp(card, "BSCALE  ", 8) == 0)
-			bscale = v;
-		else if (memcmp(card, "NAXIS", 5) == 0 && card[5] >= '1' &&
-			 card[5] < '1' + OBJ_MAX_AXES && card[6] == ' ')
-			axes[card[5] - '1'] = v;
-	}
-	if (off + 80 > len || nax < 1 || nax > OBJ_MAX_AXES)
-		return -EINVAL;
-	*naxis = (int)nax;
-	for (int i = 0; i < *naxis; i++) {
-		if (!(axes[i] >= 1 && axes[i] <= 9e15))
-			return -EINVAL;
-		dims[i] = (uint64_t)axes[i];
-	}
-	int scaled = bscale != 1;
-	switch ((int)bitpix) {
-	case 8: *type = bzero == -128 ? ELEM_I8 : ELEM_U8; scaled |= bzero != 0 && bzero != -128; break;
-	case 16: *type = bzero == 32768 ? ELEM_U16 : ELEM_I16; scaled |= bzero != 0 && bzero != 32768; break;
-	case 32: *type = bzero == 2147483648.0 ? ELEM_U32 : ELEM_I32;
-		scaled |= bzero != 0 && bzero != 2147483648.0; break;
-	case 64: *type = bzero == 9223372036854775808.0 ? ELEM_U64 : ELEM_I64;
-		scaled |= bzero != 0 && bzero != 9223372036854775808.0; break;
-	case -32: *type = ELEM_F32; break;
-	case -64: *type = ELEM_F64; break;
-	default: return -EINVAL;
-	}
-	if (scaled && bitpix > 0)
-		*type = ELEM_F32; /* scaled integers read as floats, as the loader does */
-	return 0;
-}
-
 /* What the regular file FD (SIZE bytes, entry NAME) holds. */
 static void probe_contents(int fd, const char *name, uint64_t size, struct obj *o)
 {
@@ -270,7 +199,7 @@ static void peek_cfitsio(struct obj *o)
 	if (copy && segsz >= CFSHM_HEADER + len &&
 	    cfshm_check_segment(at, segsz, o->slot.index) == 0) {
 		memcpy(copy, (unsigned char *)at + CFSHM_HEADER, len);
-		if (obj_fits_image(copy, len, &o->type, &o->naxis, o->dims) < 0)
+		if (cfshm_image_info(copy, len, &o->type, &o->naxis, o->dims) < 0)
 			o->naxis = 0;
 	}
 	free(copy);

@@ -20,6 +20,7 @@
 
 #define OBJ_DEFAULT_DIR "/dev/shm"
 #define OBJ_MAX_AXES 8
+_Static_assert(OBJ_MAX_AXES >= CFSHM_IMAGE_MAX_AXES, "room for a CFITSIO file's axes");
 
 enum obj_backend { OBJ_POSIX, OBJ_SYSV };
 
@@ -101,12 +102,5 @@ int obj_cfitsio_index(const char *name);
 
 /* The shape as "512,512" (axis 1 first), or "-" when unknown. */
 void obj_shape_text(const struct obj *o, char *buf, size_t len);
-
-/* The image type and axes of the FITS primary header at the front of BUF
- * (LEN bytes, untrusted): BITPIX with BZERO for the unsigned and int8
- * types, NAXIS and NAXISn. Returns 0, or -EINVAL when BUF holds no complete
- * image header of a known type. */
-int obj_fits_image(const void *buf, size_t len, enum elem_type *type, int *naxis,
-		   uint64_t *dims);
 
 #endif

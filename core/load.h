@@ -37,13 +37,17 @@ struct load_image {
  * than the header promises), with one sentence in WHY; -ENOMEM. */
 int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char *why,
 		     size_t whylen);
+
+/* Free what load_fits_decode put in IMG and zero it; IMG may be zeroed
+ * already (a failed decode leaves it so). */
 void load_image_free(struct load_image *img);
 
 enum load_result { LOAD_CREATED, LOAD_UPDATED, LOAD_REPLACED };
 
 /* Put IMG into stream NAME (without ".im.shm") in directory DIRFD:
- * - no NAME.im.shm: create it (mode 0666, then chown to UID/GID unless they
- *   are -1), filled completely before it appears under its name;
+ * - no NAME.im.shm: create it (mode 0666 whatever the umask, as ImageStreamIO
+ *   makes streams, then chown to UID/GID unless they are -1), filled
+ *   completely before it appears under its name;
  * - a stream of the same type and shape: update it in place as one frame
  *   (write flag, pixels, keywords, write time, cnt0 + 1, semaphores posted);
  * - anything else (other shape or type, not a valid stream): replace it by a
@@ -56,8 +60,9 @@ int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t
 
 /* Fill the IMOD shared-memory file OBJNAME ("IMODShrMem_KB_NAME") in DIRFD
  * from the MRC file in BYTES: capacity KB x 1024 from the name, IMOD's
- * in-memory header at the front, the data from byte 2048. Created (mode
- * 0666, chowned as above) when missing, filled in place when present.
+ * in-memory header at the front, the data from byte 2048. Created when
+ * missing (mode 0600 whatever the umask, as IMOD's own creators make these
+ * objects; chowned to UID/GID as above), filled in place when present.
  * Returns 0, -EINVAL (not a usable MRC, bad name), -EIO (data shorter than
  * the header promises) or -ENOSPC (does not fit: WHY gives the KB needed). */
 int load_mrc_imod(int dirfd, const char *objname, const void *bytes, size_t len, uid_t uid,

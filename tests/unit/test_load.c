@@ -957,7 +957,9 @@ Test(load_mrc, created_then_filled_in_place, .init = setup, .fini = teardown)
 	enum load_result did;
 	char why[256] = "";
 	const char *name = "IMODShrMem_12_stack";
-	mode_t old = umask(077);
+	/* 0600 as IMOD's creators make it, whatever the umask: this one
+	 * would leave 0400. */
+	mode_t old = umask(0277);
 	int rc = load_mrc_imod(dirfd_, name, mrc, len, (uid_t)-1, (gid_t)-1, &did, why, sizeof why);
 	umask(old);
 	cr_assert_eq(rc, 0, "%s", why);
@@ -965,7 +967,7 @@ Test(load_mrc, created_then_filled_in_place, .init = setup, .fini = teardown)
 	struct stat st;
 	cr_assert_eq(fstatat(dirfd_, name, &st, 0), 0);
 	cr_assert_eq(st.st_size, 12 * 1024);
-	cr_assert_eq(st.st_mode & 07777, 0666);
+	cr_assert_eq(st.st_mode & 07777, 0600);
 	int fd = openat(dirfd_, name, O_RDONLY);
 	unsigned char *obj = malloc(12 * 1024);
 	cr_assert_eq(read(fd, obj, 12 * 1024), 12 * 1024);
@@ -993,6 +995,25 @@ Test(load_mrc, created_then_filled_in_place, .init = setup, .fini = teardown)
 	cr_assert_eq(img.nx, 16);
 	cr_assert_eq(((float *)(void *)(obj + 2048))[3], 503.0f);
 	free(obj);
+	free(mrc);
+}
+
+Test(load_mrc, created_for_the_owner_given, .init = setup, .fini = teardown)
+{
+	if (geteuid() != 0)
+		cr_skip_test("giving a file away needs root");
+	size_t len;
+	unsigned char *mrc = make_mrc(8, 8, 1, 0, 0, &len);
+	enum load_result did;
+	char why[256] = "";
+	const char *name = "IMODShrMem_4_owned";
+	cr_assert_eq(load_mrc_imod(dirfd_, name, mrc, len, 4242, 4343, &did, why, sizeof why), 0,
+		     "%s", why);
+	struct stat st;
+	cr_assert_eq(fstatat(dirfd_, name, &st, 0), 0);
+	cr_assert_eq(st.st_uid, 4242);
+	cr_assert_eq(st.st_gid, 4343);
+	cr_assert_eq(st.st_mode & 07777, 0600);
 	free(mrc);
 }
 

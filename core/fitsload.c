@@ -1,0 +1,666 @@
+/* fitsload.c - FITS files decoded with CFITSIO into a struct load_image
+ * (load_fits_decode, see load.h), hostile headers checked before CFITSIO
+ * reads them; the tiles of a compressed image are checked in fitstile.c.
+ *
+ * CFITSIO is used only through fitsfile handles private to one call (Debian
+ * builds it reentrant), on the caller's bytes opened as a read-only memory
+ * file. Its memory driver reads whole 2880-byte records, also past the end
+ * of a buffer whose length is not a multiple of 2880, so such input is
+ * copied into a zero-padded buffer first: CFITSIO never sees a byte beyond
+ * LEN that is not ours. Its error stack is shared by every thread and keeps
+ * messages until cleared, so it is cleared after each decode; WHY uses the
+ * status text. CFITSIO 4.2 also trusts some header values and compressed
+ * data more than it should (see header_ok, fitsload_key_int,
+ * fitstile_check): those are checked before CFITSIO acts on them. */
+#define _GNU_SOURCE /* memmem */
+#include "load.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <fitsio.h>
+/* CFITSIO's internal header, installed with it: the value converters
+ * (ffc2jj, ffc2dd, ffc2s, ffc2l) that fitsio.h does not declare. */
+#include <fitsio2.h>
+
+#include "fitshdr.h"
+#include "fitsload.h"
+#include "fitstile.h"
+
+/* Longest string value kept (joined CONTINUE cards); only 79 characters
+ * of it can be kept anyway. */
+#define LONG_STRING 256
+
+/* A tile-compressed image is decoded a tile at a time into a buffer CFITSIO
+ * allocates (up to 8 bytes a pixel); a hostile header could ask for one
+ * tile of billions of pixels. Tiles are refused above this. */
+#define MAX_TILE_PIXELS (UINT64_C(1) << 27)
+
+static int in_list(const char *name, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(name, list[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* NAME is PREFIX followed by digits only (or nothing, when BARE is set). */
+static int indexed(const char *name, const char *prefix, int bare)
+{
+	size_t len = strlen(prefix);
+	if (strncmp(name, prefix, len) != 0)
+		return 0;
+	if (name[len] == '\0')
+		return bare;
+	for (const char *p = name + len; *p; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	return 1;
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Cards that describe the file rather than the image: the structure (a
+ * stream keeps that in its metadata), commentary, checksums of this file,
+ * DATE (a stream view writes its own), and what tile compression and its
+ * binary table add when CFITSIO's uncompressed header still has any. */
+static int structural(const char *name)
+{
+	static const char *const names[] = {
+		"SIMPLE", "BITPIX", "EXTEND", "BZERO", "BSCALE", "PCOUNT", "GCOUNT",
+		"XTENSION", "END", "COMMENT", "HISTORY", "", "DATE", "CHECKSUM", "DATASUM",
+		"CONTINUE", "LONGSTRN", "TFIELDS", "THEAP",
+		"ZIMAGE", "ZCMPTYPE", "ZBITPIX", "ZSIMPLE", "ZTENSION", "ZEXTEND", "ZBLOCKED",
+		"ZPCOUNT", "ZGCOUNT", "ZHECKSUM", "ZDATASUM", "ZQUANTIZ", "ZDITHER0",
+		"ZMASKCMP", "ZBLANK", "ZSCALE", "ZZERO",
+	};
+	static const char *const indexes[] = {
+		"NAXIS", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE", "TFORM", "TUNIT",
+		"TDIM", "TNULL", "TSCAL", "TZERO", "TDISP",
+	};
+	if (in_list(name, names, COUNT(names)))
+		return 1;
+	for (size_t i = 0; i < COUNT(indexes); i++)
+		if (indexed(name, indexes[i], i < 2))
+			return 1;
+	return 0;
+}
+
+/* A keyword name FITS allows (lower case tolerated); a HIERARCH name may
+ * also hold blanks and dots. */
+static int name_ok(const char *name, int hierarch)
+{
+	for (const char *p = name; *p; p++) {
+		char c = *p;
+		int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			 (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+			 (hierarch && (c == ' ' || c == '.'));
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+static void put_text(unsigned char *slot, size_t off, const char *text, size_t max)
+{
+	size_t n = strnlen(text, max);
+	memcpy(slot + off, text, n);
+	slot[off + n] = '\0';
+}
+
+/* A number into SLOT's value; returns 1, the slot is filled. */
+static int put_int(unsigned char *slot, int64_t v)
+{
+	slot[KW_TYPE] = 'L';
+	memcpy(slot + KW_VALUE, &v, 8);
+	return 1;
+}
+
+static int put_real(unsigned char *slot, double d)
+{
+	slot[KW_TYPE] = 'D';
+	memcpy(slot + KW_VALUE, &d, 8);
+	return 1;
+}
+
+/* Whether the string value starting at VALUE (blanks, then a quote) has
+ * its closing quote in the card: CFITSIO's ffpsvc supplies a missing one. */
+static int quote_closed(const char *value)
+{
+	while (*value == ' ')
+		value++;
+	if (*value != '\'')
+		return 0;
+	for (const char *p = value + 1; *p; p++) {
+		if (*p != '\'')
+			continue;
+		if (p[1] != '\'')
+			return 1;
+		p++; /* a doubled quote stands for one */
+	}
+	return 0;
+}
+
+/* The string value of a card whose value text is VALUE, with the CONTINUE
+ * cards that follow it (long-string convention) joined on; *USED counts
+ * the CONTINUE cards taken. Returns 0 or a CFITSIO status. */
+static int string_value(const char *value, const char *next_cards, size_t nnext, char *out,
+			size_t *used)
+{
+	int status = 0;
+	char part[FLEN_VALUE];
+	*used = 0;
+	if (ffc2s(value, part, &status) > 0)
+		return status;
+	snprintf(out, LONG_STRING, "%s", part);
+	for (; *used < nnext; (*used)++) {
+		size_t len = strlen(out);
+		const char *card = next_cards + *used * FITS_CARD;
+		if (len == 0 || out[len - 1] != '&' || strncmp(card, "CONTINUE  ", 10) != 0)
+			break;
+		/* Read as a value card of its own: "CONTINUE= 'text' / comment". */
+		char copy[FLEN_CARD], text[FLEN_VALUE], comment[FLEN_COMMENT];
+		memcpy(copy, "CONTPART= ", 10); /* CFITSIO gives CONTINUE no value */
+		memcpy(copy + 10, card + 10, FITS_CARD - 10);
+		copy[FITS_CARD] = '\0';
+		if (!quote_closed(copy + 10) || ffpsvc(copy, text, comment, &status) > 0 ||
+		    ffc2s(text, part, &status) > 0)
+			return status ? status : NO_QUOTE;
+		out[len - 1] = '\0';
+		snprintf(out + len - 1, LONG_STRING - (len - 1), "%s", part);
+	}
+	return 0;
+}
+
+/* Fill SLOT from one card (80 characters, CFITSIO has checked nothing but
+ * the structure). NEXT holds the NNEXT cards after it, for CONTINUE.
+ * Returns 1 (slot filled), 0 (card skipped) or -EINVAL; *USED counts cards
+ * taken after this one.
+ *
+ * Values: logical T/F become 'L' 1/0, integers 'L' (too large for int64:
+ * 'D'), reals 'D', strings 'S'. A slot holds 15 characters of a string, so
+ * a longer one keeps its first 15 there and the whole string (up to 79
+ * characters) in the comment, in place of the card's comment. Names longer
+ * than 15 characters (HIERARCH) are skipped, as are complex and undefined
+ * values. */
+static int card_to_slot(const char *cardp, const char *next, size_t nnext, unsigned char *slot,
+			size_t *used, size_t index, char *why, size_t whylen)
+{
+	char card[FLEN_CARD], name[FLEN_KEYWORD], value[FLEN_VALUE], comment[FLEN_COMMENT];
+	int status = 0, namelen = 0;
+	char dtype = 0;
+	*used = 0;
+	memcpy(card, cardp, FITS_CARD);
+	card[FITS_CARD] = '\0';
+	if (fftrec(card, &status) > 0)
+		FAIL(EINVAL, "header card %zu holds a character FITS does not allow", index + 1);
+	if (ffgknm(card, name, &namelen, &status) > 0)
+		FAIL(EINVAL, "header card %zu has no readable keyword name", index + 1);
+	if (structural(name))
+		return 0;
+	int hierarch = strncmp(card, "HIERARCH", 8) == 0;
+	if (!name_ok(name, hierarch))
+		FAIL(EINVAL, "header card %zu has an illegal keyword name '%.16s'", index + 1, name);
+	if (ffpsvc(card, value, comment, &status) > 0)
+		FAIL(EINVAL, "header card %zu (%.16s) has an unreadable value", index + 1, name);
+	if (value[0] == '\0' || strlen(name) > KW_NAME_MAX)
+		return 0; /* commentary or undefined value; too long a name */
+	if (ffdtyp(value, &dtype, &status) > 0)
+		FAIL(EINVAL, "header card %zu (%.16s) has an unreadable value", index + 1, name);
+
+	memset(slot, 0, ISIO_KW_SIZE);
+	put_text(slot, KW_NAME, name, KW_NAME_MAX);
+	put_text(slot, KW_COMMENT, comment, KW_COMMENT_MAX);
+	switch (dtype) {
+	case 'L': {
+		int l = 0;
+		if (ffc2l(value, &l, &status) > 0)
+			break;
+		return put_int(slot, l ? 1 : 0);
+	}
+	case 'I': {
+		LONGLONG v;
+		if (ffc2jj(value, &v, &status) == 0)
+			return put_int(slot, v);
+		if (status != NUM_OVERFLOW)
+			break;
+		status = 0; /* beyond int64: kept as a real */
+	}
+		__attribute__((fallthrough));
+	case 'F': {
+		double d;
+		if (ffc2dd(value, &d, &status) > 0)
+			break;
+		return put_real(slot, d);
+	}
+	case 'C': {
+		char text[LONG_STRING];
+		const char *start = hierarch ? strchr(card, '=') : card + 8;
+		if (!start || !quote_closed(start + 1) ||
+		    string_value(value, next, nnext, text, used) > 0)
+			break;
+		slot[KW_TYPE] = 'S';
+		put_text(slot, KW_VALUE, text, KW_STRING_MAX);
+		if (strlen(text) > KW_STRING_MAX)
+			put_text(slot, KW_COMMENT, text, KW_COMMENT_MAX);
+		return 1;
+	}
+	default: /* complex */
+		return 0;
+	}
+	FAIL(EINVAL, "header card %zu (%.16s) has a value that cannot be read as its type",
+	     index + 1, name);
+}
+
+/* The keyword slots of the current HDU: the header of the image itself,
+ * also for a tile-compressed one (CFITSIO rebuilds it). */
+static int read_keywords(fitsfile *fp, struct load_image *img, char *why, size_t whylen)
+{
+	char *header = NULL;
+	int ncards = 0, status = 0, rc = 0;
+	if (fits_convert_hdr2str(fp, 0, NULL, 0, &header, &ncards, &status) > 0) {
+		char text[FLEN_STATUS];
+		fits_get_errstatus(status, text);
+		FAIL(EINVAL, "the FITS header cannot be read (CFITSIO: %s)", text);
+	}
+	size_t n = strlen(header) / FITS_CARD;
+	if ((size_t)ncards < n)
+		n = (size_t)ncards;
+	size_t cap = n < UINT16_MAX ? n : UINT16_MAX; /* a stream's NBkw is 16 bits */
+	img->keywords = calloc(cap ? cap : 1, ISIO_KW_SIZE);
+	if (!img->keywords) {
+		rc = -ENOMEM;
+		SAY("no memory for %zu header cards", n);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *card = header + i * FITS_CARD;
+		if (strncmp(card, "END ", 4) == 0)
+			break;
+		unsigned char slot[ISIO_KW_SIZE];
+		size_t used = 0;
+		rc = card_to_slot(card, card + FITS_CARD, n - i - 1, slot, &used, i, why, whylen);
+		if (rc < 0)
+			goto out;
+		if (rc == 1 && img->nkw < cap)
+			memcpy(img->keywords + (size_t)img->nkw++ * ISIO_KW_SIZE, slot, ISIO_KW_SIZE);
+		i += used;
+		rc = 0;
+	}
+out:
+	status = 0;
+	fits_free_memory(header, &status);
+	return rc;
+}
+
+/* The integer value of CARD (a string) in *V, 0 if it has none; with ffc2jj,
+ * see below. Returns 0 or a CFITSIO status. */
+static int card_int(char *card, long long *v)
+{
+	char value[FLEN_VALUE], comment[FLEN_COMMENT];
+	int status = 0;
+	LONGLONG x = 0;
+	if (ffpsvc(card, value, comment, &status) <= 0)
+		ffc2jj(value, &x, &status);
+	*v = x;
+	return status > 0 ? status : 0;
+}
+
+/* Read integer keyword NAME of the current HDU into *V. CFITSIO's own
+ * integer reads (fits_read_key with TINT, TLONG, TLONGLONG) go through
+ * ffc2j, which in 4.2 overruns a message buffer (and aborts, built with
+ * _FORTIFY_SOURCE) on a value text of 29 characters or more that is no
+ * integer; ffc2jj does not. Returns 0, or a CFITSIO status (KEY_NO_EXIST
+ * when the card is missing). */
+int fitsload_key_int(fitsfile *fp, const char *name, long long *v)
+{
+	char card[FLEN_CARD], key[FLEN_KEYWORD];
+	int status = 0;
+	long long x;
+	snprintf(key, sizeof key, "%s", name);
+	if (fits_read_card(fp, key, card, &status) > 0 || (status = card_int(card, &x)) > 0)
+		return status;
+	*v = x;
+	return 0;
+}
+
+/* Bytes of data the raw header of the current HDU promises (before
+ * padding): |BITPIX|/8 x GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn). For a
+ * tile-compressed image these are its binary table's. Returns 0, or -1 if
+ * the header does not say or the size overflows. */
+static int promised_bytes(fitsfile *fp, uint64_t *bytes)
+{
+	long long bitpix = 0, naxis = 0, pcount = 0, gcount = 1, axis;
+	char key[FLEN_KEYWORD];
+	if (fitsload_key_int(fp, "BITPIX", &bitpix) > 0 || fitsload_key_int(fp, "NAXIS", &naxis) > 0 ||
+	    naxis < 0 || naxis > 999 || bitpix < -64 || bitpix > 64)
+		return -1;
+	uint64_t n = naxis ? 1 : 0;
+	for (int i = 1; i <= naxis; i++) {
+		snprintf(key, sizeof key, "NAXIS%d", i);
+		if (fitsload_key_int(fp, key, &axis) > 0 || axis < 0 ||
+		    __builtin_mul_overflow(n, (uint64_t)axis, &n))
+			return -1;
+	}
+	if (fitsload_key_int(fp, "PCOUNT", &pcount) > 0)
+		pcount = 0;
+	if (fitsload_key_int(fp, "GCOUNT", &gcount) > 0)
+		gcount = 1;
+	uint64_t b = (uint64_t)(bitpix < 0 ? -bitpix : bitpix) / 8;
+	if (pcount < 0 || gcount < 0 || __builtin_add_overflow(n, (uint64_t)pcount, &n) ||
+	    __builtin_mul_overflow(n, (uint64_t)gcount, &n) || __builtin_mul_overflow(n, b, bytes))
+		return -1;
+	return 0;
+}
+
+/* The element type for BITPIX and CFITSIO's equivalent type (which says
+ * whether BZERO/BSCALE make it unsigned, int8, or scaled), and the CFITSIO
+ * datatype to read it as. Scaled integers become float32; BITPIX -64 stays
+ * double, scaled or not, so no precision is lost there. */
+static enum elem_type pick_type(int bitpix, int equiv, int *datatype)
+{
+	static const struct {
+		int bitpix, equiv;
+		enum elem_type type;
+		int datatype;
+	} map[] = {
+		{BYTE_IMG, BYTE_IMG, ELEM_U8, TBYTE},
+		{BYTE_IMG, SBYTE_IMG, ELEM_I8, TSBYTE},
+		{SHORT_IMG, SHORT_IMG, ELEM_I16, TSHORT},
+		{SHORT_IMG, USHORT_IMG, ELEM_U16, TUSHORT},
+		{LONG_IMG, LONG_IMG, ELEM_I32, TINT},
+		{LONG_IMG, ULONG_IMG, ELEM_U32, TUINT},
+		{LONGLONG_IMG, LONGLONG_IMG, ELEM_I64, TLONGLONG},
+		{LONGLONG_IMG, ULONGLONG_IMG, ELEM_U64, TULONGLONG},
+	};
+	_Static_assert(sizeof(int) == 4, "TINT and TUINT are 32-bit here");
+	for (size_t i = 0; i < COUNT(map); i++)
+		if (map[i].bitpix == bitpix && map[i].equiv == equiv) {
+			*datatype = map[i].datatype;
+			return map[i].type;
+		}
+	if (bitpix == DOUBLE_IMG) {
+		*datatype = TDOUBLE;
+		return ELEM_F64;
+	}
+	*datatype = TFLOAT;
+	return ELEM_F32;
+}
+
+/* Whether CFITSIO can read CARD (named NAME, upper case) safely: the
+ * keywords it reads as integers itself (the structure, binary tables, tile
+ * compression) must not have a value text of 28 characters or more, which
+ * its ffc2j cannot report on without overrunning a buffer (see
+ * fitsload_key_int). */
+static int value_safe(char *card, const char *name)
+{
+	static const char *const integers[] = {
+		"BITPIX", "PCOUNT", "GCOUNT", "TFIELDS", "THEAP", "BLANK", "EXTVER", "EXTLEVEL",
+		"ZBITPIX", "ZBLANK", "ZDITHER0", "ZPCOUNT", "ZGCOUNT",
+	};
+	static const char *const indexes[] = {"NAXIS", "TBCOL", "TNULL", "ZNAXIS", "ZTILE", "ZVAL"};
+	char value[FLEN_VALUE], comment[FLEN_COMMENT];
+	int status = 0, integer = in_list(name, integers, COUNT(integers));
+	for (size_t i = 0; i < COUNT(indexes) && !integer; i++)
+		integer = indexed(name, indexes[i], 1);
+	if (!integer)
+		return 1;
+	return ffpsvc(card, value, comment, &status) == 0 && strlen(value) < 28;
+}
+
+/* The extension header at HDR (up to END or the end of the buffer)
+ * checked before CFITSIO reads it: TFIELDS, which CFITSIO allocates by, and
+ * for a tile-compressed image the tiling, as CFITSIO 4.2
+ * divides by ZTILEn and by RICE's block size without looking (a zero
+ * kills the process), and allocates a whole tile at once, so tiles must be
+ * no larger than the image and than MAX_TILE_PIXELS. Every copy of a
+ * keyword is checked, whichever CFITSIO uses. Returns 0 or -EINVAL. */
+static int header_ok(const char *hdr, size_t room, char *why, size_t whylen)
+{
+	long long znaxis = -1, dims[3] = {0, 0, 0}, tiles[3] = {0, 0, 0};
+	int ok = 1, zimage = 0, rice = 0, zval1 = 0, zval2 = 0;
+	long long val1 = 0, val2 = 0;
+	for (size_t off = 0; off + FITS_CARD <= room; off += FITS_CARD) {
+		const char *c = hdr + off;
+		char card[FLEN_CARD], name[FLEN_KEYWORD];
+		int namelen = 0, status = 0;
+		memcpy(card, c, FITS_CARD);
+		card[FITS_CARD] = '\0';
+		/* The name as CFITSIO finds it: up to a blank or '=' ("ZVAL1  U="
+		 * is ZVAL1), compared without case. */
+		if (ffgknm(card, name, &namelen, &status) > 0)
+			continue;
+		for (int i = 0; name[i]; i++)
+			if (name[i] >= 'a' && name[i] <= 'z')
+				name[i] = (char)(name[i] - 'a' + 'A');
+		if (strcmp(name, "END") == 0)
+			break;
+		if (!value_safe(card, name))
+			FAIL(EINVAL, "header card %zu (%.16s) has a value too long for its kind",
+			     off / FITS_CARD + 1, name);
+		if (strcmp(name, "ZIMAGE") == 0)
+			zimage = 1;
+		else if (strcmp(name, "TFIELDS") == 0) {
+			long long v;
+			ok &= card_int(card, &v) == 0;
+			if (!ok || v < 0 || v > 999)
+				FAIL(EINVAL, "the extension's TFIELDS is not 0 to 999");
+		}
+		else if (strcmp(name, "ZCMPTYPE") == 0)
+			rice |= memmem(c + 10, FITS_CARD - 10, "RICE", 4) != NULL; /* RICE_1, RICE_ONE */
+		else if (strcmp(name, "ZNAXIS") == 0) {
+			long long v;
+			ok &= card_int(card, &v) == 0;
+			ok &= v >= 1 && v <= 3 && (znaxis == -1 || znaxis == v);
+			znaxis = v;
+		} else if (strcmp(name, "ZVAL1") == 0 || strcmp(name, "ZVAL2") == 0) {
+			/* only RICE's are checked: other algorithms' may be reals */
+			long long v;
+			int good = card_int(card, &v) == 0;
+			int first = name[4] == '1';
+			long long *val = first ? &val1 : &val2;
+			int *seen = first ? &zval1 : &zval2;
+			if (*seen && *val != v)
+				good = 0;
+			*val = good ? v : -1;
+			*seen = 1;
+		} else if (indexed(name, "ZNAXIS", 0) || indexed(name, "ZTILE", 0)) {
+			int axis = atoi(name + (name[1] == 'N' ? 6 : 5));
+			long long v;
+			ok &= card_int(card, &v) == 0;
+			if (axis >= 1 && axis <= 3) {
+				long long *slot = name[1] == 'N' ? &dims[axis - 1] : &tiles[axis - 1];
+				ok &= v >= 1 && (*slot == 0 || *slot == v);
+				*slot = v;
+			}
+		}
+	}
+	if (!zimage)
+		return 0;
+	if (!ok || znaxis < 1)
+		FAIL(EINVAL, "the compressed image header has unusable ZNAXIS or ZTILE values");
+	uint64_t pixels = 1;
+	for (int i = 0; i < znaxis; i++) {
+		long long tile = tiles[i] ? tiles[i] : i == 0 ? dims[0] : 1;
+		if (dims[i] < 1 || dims[i] > (long long)UINT32_MAX || tile > dims[i])
+			FAIL(EINVAL, "the compressed image's axis %d (%lld, tiles of %lld) is unusable",
+			     i + 1, dims[i], tile);
+		pixels *= (uint64_t)tile; /* <= 2^27 x 2^32: no overflow */
+		if (pixels > MAX_TILE_PIXELS)
+			FAIL(EINVAL, "the compressed image's tiles are larger than %llu pixels",
+			     (unsigned long long)MAX_TILE_PIXELS);
+	}
+	/* RICE: ZVAL1 the block size (16 or 32), ZVAL2 bytes a pixel. */
+	if (rice && ((zval1 && val1 != 16 && val1 != 32) ||
+		     (zval2 && val2 != 1 && val2 != 2 && val2 != 4 && val2 != 8)))
+		FAIL(EINVAL, "the RICE_1 parameters (ZVAL1 %lld, ZVAL2 %lld) are unusable", val1, val2);
+	return 0;
+}
+
+
+/* The image HDU of an open file: the primary, or the first extension when
+ * the primary has no data. */
+static int find_image(fitsfile *fp, const char *buf, size_t buflen, int *naxis, char *why,
+		      size_t whylen)
+{
+	int status = 0, hdutype = IMAGE_HDU;
+	LONGLONG headstart, datastart, dataend;
+	if (fits_get_img_dim(fp, naxis, &status) > 0)
+		FAIL(EINVAL, "the primary header has no usable NAXIS");
+	if (*naxis != 0)
+		return 0;
+	if (fits_get_hduaddrll(fp, &headstart, &datastart, &dataend, &status) > 0 || dataend < 0)
+		FAIL(EINVAL, "the primary header's size cannot be worked out");
+	if ((uint64_t)dataend < buflen) {
+		int rc = header_ok(buf + dataend, buflen - (size_t)dataend, why, whylen);
+		if (rc < 0)
+			return rc;
+	}
+	if (fits_movabs_hdu(fp, 2, &hdutype, &status) > 0)
+		FAIL(EINVAL, "NAXIS is 0: the primary HDU has no image and no extension follows");
+	if (hdutype != IMAGE_HDU && !fits_is_compressed_image(fp, &status))
+		FAIL(EINVAL, "the primary HDU has no image and the first extension is a table");
+	if (fits_get_img_dim(fp, naxis, &status) > 0)
+		FAIL(EINVAL, "the first extension has no usable NAXIS");
+	if (*naxis == 0)
+		FAIL(EINVAL, "NAXIS is 0 in the primary HDU and in the first extension: no image");
+	return 0;
+}
+
+static int decode_open(fitsfile *fp, const char *buf, size_t buflen, size_t len,
+		       struct load_image *img, char *why, size_t whylen)
+{
+	int status = 0, naxis = 0, bitpix = 0, equiv = 0, datatype;
+	LONGLONG dims[3] = {1, 1, 1}, headstart, datastart, dataend;
+	char text[FLEN_STATUS];
+	int rc = find_image(fp, buf, buflen, &naxis, why, whylen);
+	if (rc < 0)
+		return rc;
+	if (naxis < 1 || naxis > 3)
+		FAIL(EINVAL, "NAXIS is %d; images of 1 to 3 axes can be loaded", naxis);
+	if (fits_get_img_type(fp, &bitpix, &status) > 0 ||
+	    fits_get_img_equivtype(fp, &equiv, &status) > 0 ||
+	    fits_get_img_sizell(fp, naxis, dims, &status) > 0) {
+		fits_get_errstatus(status, text);
+		FAIL(EINVAL, "the image header is malformed (CFITSIO: %s)", text);
+	}
+	img->naxis = naxis;
+	img->nelement = 1;
+	for (int i = 0; i < 3; i++) {
+		if (i < naxis && (dims[i] < 1 || (uint64_t)dims[i] > UINT32_MAX))
+			FAIL(EINVAL, "NAXIS%d is %lld; a stream axis holds 1 to %u", i + 1,
+			     (long long)dims[i], UINT32_MAX);
+		img->size[i] = i < naxis ? (uint32_t)dims[i] : 1;
+		if (__builtin_mul_overflow(img->nelement, (uint64_t)img->size[i], &img->nelement))
+			FAIL(EINVAL, "the image sizes overflow");
+	}
+	if (bitpix == LONGLONG_IMG) {
+		/* CFITSIO 4.2 gives 64 as the equivalent type for any BZERO. */
+		double bscale = 1, bzero = 0;
+		fits_read_key(fp, TDOUBLE, "BSCALE", &bscale, NULL, &status);
+		status = 0;
+		fits_read_key(fp, TDOUBLE, "BZERO", &bzero, NULL, &status);
+		status = 0;
+		equiv = bscale != 1 ? DOUBLE_IMG
+			: bzero == 0 ? LONGLONG_IMG
+			: bzero == 9223372036854775808.0 ? ULONGLONG_IMG : DOUBLE_IMG;
+	}
+	img->type = pick_type(bitpix, equiv, &datatype);
+	if (__builtin_mul_overflow(img->nelement, (uint64_t)elem_size(img->type), &img->datasize) ||
+	    img->datasize > SIZE_MAX / 2)
+		FAIL(EINVAL, "the image size overflows");
+
+	/* All the data the header promises must be in LEN, not in the
+	 * padding this side added. */
+	uint64_t promised;
+	if (fits_get_hduaddrll(fp, &headstart, &datastart, &dataend, &status) > 0 ||
+	    promised_bytes(fp, &promised) < 0)
+		FAIL(EINVAL, "the header's data size cannot be worked out");
+	if ((uint64_t)datastart > len || promised > len - (uint64_t)datastart)
+		FAIL(EIO, "the file ends at byte %zu, its header promises data up to byte %llu", len,
+		     (unsigned long long)datastart + (unsigned long long)promised);
+	int compressed = fits_is_compressed_image(fp, &status);
+	if (compressed) {
+		rc = fitstile_check(fp, (const unsigned char *)buf, buflen, dims, naxis, why, whylen);
+		if (rc < 0)
+			return rc;
+	}
+
+	rc = read_keywords(fp, img, why, whylen);
+	if (rc < 0)
+		return rc;
+
+	/* Anonymous memory, committed as it is written: a compressed image's
+	 * size is not bounded by LEN, and a broken tile ends the read early. */
+	void *pixels = mmap(NULL, (size_t)img->datasize, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (pixels == MAP_FAILED)
+		FAIL(ENOMEM, "no memory for %llu bytes of pixels", (unsigned long long)img->datasize);
+	img->pixels = pixels;
+	LONGLONG first[3] = {1, 1, 1};
+	int anynul = 0;
+	if (fits_read_pixll(fp, datatype, first, (LONGLONG)img->nelement, NULL, pixels, &anynul,
+			    &status) > 0) {
+		fits_get_errstatus(status, text);
+		if (compressed)
+			FAIL(EINVAL, "the compressed image cannot be decoded (CFITSIO: %s)", text);
+		FAIL(EIO, "the image data cannot be read (CFITSIO: %s)", text);
+	}
+	return 0;
+}
+
+int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char *why,
+		     size_t whylen)
+{
+	memset(img, 0, sizeof *img);
+	if (len < FITS_CARD)
+		FAIL(EINVAL, "%zu bytes are not a FITS file", len);
+	/* CFITSIO reads whole records: hand it a multiple of 2880 bytes. It
+	 * only reads (READONLY, no realloc), so the const is not violated. */
+	void *buf = (void *)bytes, *padded = NULL;
+	size_t buflen = len;
+	if (len % FITS_BLOCK) {
+		buflen = len + (FITS_BLOCK - len % FITS_BLOCK);
+		padded = calloc(1, buflen);
+		if (!padded)
+			FAIL(ENOMEM, "no memory for a copy of %zu bytes", len);
+		memcpy(padded, bytes, len);
+		buf = padded;
+	}
+	fitsfile *fp = NULL;
+	int status = 0, rc = header_ok(buf, buflen, why, whylen);
+	if (rc < 0) {
+		free(padded);
+		return rc;
+	}
+	if (fits_open_memfile(&fp, "load.fits", READONLY, &buf, &buflen, 0, NULL, &status) > 0) {
+		char text[FLEN_STATUS];
+		fits_get_errstatus(status, text);
+		SAY("not a FITS file CFITSIO can read: the header is malformed (%s)", text);
+		rc = -EINVAL;
+		fp = NULL;
+	} else {
+		rc = decode_open(fp, buf, buflen, len, img, why, whylen);
+	}
+	if (fp) {
+		status = 0;
+		fits_close_file(fp, &status);
+	}
+	fits_clear_errmsg();
+	free(padded);
+	if (rc < 0)
+		load_image_free(img);
+	return rc;
+}
+
+void load_image_free(struct load_image *img)
+{
+	if (img->pixels)
+		munmap(img->pixels, (size_t)img->datasize);
+	free(img->keywords);
+	memset(img, 0, sizeof *img);
+}

@@ -482,10 +482,19 @@ struct frame_fill {
 	int rc;
 };
 
+/* Frames up to this size are converted straight from the mapping: a copy
+ * from memory is the shortest window a writer in a tight loop must leave.
+ * Larger ones are read with pread (see view_fill_from_fd). */
+#define MAPPED_FRAME_BYTES ((uint64_t)1 << 20)
+
 static void frame_fill(const void *src, void *arg)
 {
-	(void)src; /* the pixels are read with pread: see view_fill_from_fd */
 	struct frame_fill *f = arg;
+	if (f->image->data_len <= MAPPED_FRAME_BYTES) {
+		view_fill(f->image, src);
+		f->rc = 0;
+		return;
+	}
 	f->rc = view_fill_from_fd(f->image, f->fd, f->offset);
 }
 

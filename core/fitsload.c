@@ -107,7 +107,9 @@ static int name_ok(const char *name, int hierarch)
 
 static void put_text(unsigned char *slot, size_t off, const char *text, size_t max)
 {
-	size_t n = strnlen(text, max);
+	size_t n = strlen(text); /* TEXT is terminated; strnlen's bound may pass its end */
+	if (n > max)
+		n = max;
 	memcpy(slot + off, text, n);
 	slot[off + n] = '\0';
 }

@@ -108,8 +108,8 @@ static int stream_exists(const char *dir, const char *stream)
 	struct stat st;
 	if (!dir || !*dir)
 		return 0;
-	snprintf(path, sizeof path, "%s/%s" ISIO_SUFFIX, dir, stream);
-	return stat(path, &st) == 0;
+	int n = snprintf(path, sizeof path, "%s/%s" ISIO_SUFFIX, dir, stream);
+	return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
 }
 
 /* Whether the stream of semaphore stem STEM is anywhere it could be; WHERE

@@ -128,15 +128,33 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	case NODE_VIEW: {
 		/* A view is made from its segment: times may be set (and are
 		 * ignored, as cp -p does) and its size set to what it is
-		 * (mrcfile does so on close), nothing else. */
+		 * (mrcfile does so on close); its mode and owner are the
+		 * object's (chmod and chown of X.fits change X.im.shm; the
+		 * kernel has checked the caller may). Nothing else. */
+		const int owner = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID;
+		if ((to_set & owner) && n->shmid < 0 && n->variant != VK_STREAM_LINK) {
+			char path[64];
+			proc_path(path, n->fd);
+			if ((to_set & FUSE_SET_ATTR_MODE) && chmod(path, attr->st_mode & 07777) < 0)
+				return (void)fuse_reply_err(req, errno);
+			if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
+			    fchownat(n->fd, "", to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
+				     to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1,
+				     AT_EMPTY_PATH) < 0)
+				return (void)fuse_reply_err(req, errno);
+			to_set &= ~owner;
+		}
 		struct stat st;
 		int rc = view_node_stat(shmfs_of(req), n, &st);
 		if (rc < 0 && rc != -ESTALE)
 			return (void)fuse_reply_err(req, -rc);
 		if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == st.st_size)
 			to_set &= ~FUSE_SET_ATTR_SIZE;
+		/* Clearing set-id bits comes with chown: the object's own
+		 * filesystem did that already. */
 		if (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
-			       FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))
+			       FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME | FUSE_SET_ATTR_KILL_SUID |
+			       FUSE_SET_ATTR_KILL_SGID | FUSE_SET_ATTR_KILL_PRIV))
 			return (void)fuse_reply_err(req, EPERM);
 		return (void)fuse_reply_attr(req, &st, 0);
 	}

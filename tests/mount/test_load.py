@@ -253,6 +253,26 @@ class UserTest(LoadCase):
         self.assertEqual(st.st_mode & 0o777, 0o666)
 
 
+class ViewAttributesTest(LoadCase):
+    mount_options = ['-o', 'allow_other']
+
+    def test_chmod_and_chown_of_a_view_change_its_object(self):
+        from harness import ensure_user
+        uid, gid = ensure_user('shmfs-test1')
+        isio.make_stream(self.s('cam.im.shm'), 'cam', 9, (4, 4))
+        self.check(['chmod', '640', self.m('cam.fits')])
+        self.assertEqual(os.stat(self.s('cam.im.shm')).st_mode & 0o777, 0o640)
+        self.assertEqual(os.stat(self.m('cam.fits')).st_mode & 0o777, 0o640)
+        self.check(['chown', f'{uid}:{gid}', self.m('cam.fits')])
+        st = os.stat(self.s('cam.im.shm'))
+        self.assertEqual((st.st_uid, st.st_gid), (uid, gid))
+        # The owner may chmod; anyone else may not (the kernel checks).
+        self.check(['chmod', '600', self.m('cam.fits')], user='shmfs-test1')
+        self.assertEqual(os.stat(self.s('cam.im.shm')).st_mode & 0o777, 0o600)
+        self.check_fails(['chmod', '666', self.m('cam.fits')], errno.EPERM, user='nobody')
+        self.assertEqual(os.stat(self.s('cam.im.shm')).st_mode & 0o777, 0o600)
+
+
 class UpdateTest(LoadCase):
     """A stream that exists: same shape and type, one frame in place;
     otherwise a new file."""

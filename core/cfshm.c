@@ -161,8 +161,8 @@ static int attach_table(key_t keybase, int maxseg, int writable, unsigned char *
  * Returns 0, -ENOENT when there is no table, or -errno. */
 static int copy_table(key_t keybase, int maxseg, unsigned char **table, size_t *len)
 {
-	unsigned char *at;
-	size_t n;
+	unsigned char *at = NULL; /* set when attach_table returns 0 */
+	size_t n = 0;
 	int rc = attach_table(keybase, maxseg, 0, &at, &n);
 	if (rc < 0)
 		return rc;

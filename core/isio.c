@@ -297,3 +297,13 @@ int isio_frame_end(void *map, size_t map_len, const struct isio_stream *s)
 	struct write_ctx c = {map, s, 0};
 	return guard_call(frame_update, &c);
 }
+
+void isio_keyword_text(const struct isio_keyword *kw, char *buf, size_t len)
+{
+	if (kw->type == 'L')
+		snprintf(buf, len, "%lld", (long long)kw->l);
+	else if (kw->type == 'D')
+		snprintf(buf, len, "%.17g", kw->d);
+	else
+		snprintf(buf, len, "%s", kw->s);
+}

@@ -68,6 +68,9 @@ struct isio_keyword {
 	char comment[81];
 };
 int isio_keyword(const void *slot, struct isio_keyword *kw);
+/* KW's value as text into BUF: an integer, a real with all its digits
+ * (%.17g), or the string. */
+void isio_keyword_text(const struct isio_keyword *kw, char *buf, size_t len);
 
 /* Copy one consistent frame of the stream mapped at MAP (MAP_LEN bytes,
  * shared mapping of the stream file): the pixels to PIXELS (s->datasize

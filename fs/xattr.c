@@ -105,12 +105,7 @@ static int posix_info(struct node *n, char *info, size_t *used)
 				if (isio_keyword(kw + (size_t)i * ISIO_KW_SIZE, &k) < 0)
 					continue;
 				snprintf(key, sizeof key, "keyword.%s", k.name);
-				if (k.type == 'L')
-					snprintf(v, sizeof v, "%lld", (long long)k.l);
-				else if (k.type == 'D')
-					snprintf(v, sizeof v, "%.17g", k.d);
-				else
-					snprintf(v, sizeof v, "%s", k.s);
+				isio_keyword_text(&k, v, sizeof v);
 				add(info, used, key, v);
 			}
 		}

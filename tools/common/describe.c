@@ -170,12 +170,7 @@ static void stream_keywords(struct rec *r, const unsigned char *kw, unsigned n)
 		char value[64], key[40];
 		if (isio_keyword(kw + (size_t)i * ISIO_KW_SIZE, &k) < 0)
 			continue;
-		if (k.type == 'L')
-			snprintf(value, sizeof value, "%lld", (long long)k.l);
-		else if (k.type == 'D')
-			snprintf(value, sizeof value, "%.17g", k.d);
-		else
-			snprintf(value, sizeof value, "%s", k.s);
+		isio_keyword_text(&k, value, sizeof value);
 		if (!r->json) {
 			snprintf(key, sizeof key, "keyword.%s", k.name);
 			rec_fmt(r, key, "%s (%c)%s%s", value, k.type, k.comment[0] ? " / " : "",

@@ -133,6 +133,19 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* Replace *PATH (malloc'd) by its real path; -1 with a message if it has none. */
+static int make_real(char **path)
+{
+	char *real = realpath(*path, NULL);
+	if (!real) {
+		fprintf(stderr, "shmfs: %s: %s\n", *path, strerror(errno));
+		return -1;
+	}
+	free(*path);
+	*path = real;
+	return 0;
+}
+
 static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 {
 	memset(fs, 0, sizeof *fs);
@@ -210,22 +223,10 @@ int main(int argc, char *argv[])
 	}
 	if (!o.source)
 		o.source = strdup("/dev/shm");
-	char *real_source = realpath(o.source, NULL);
-	if (!real_source) {
-		fprintf(stderr, "shmfs: %s: %s\n", o.source, strerror(errno));
-		goto out_args;
-	}
-	free(o.source);
-	o.source = real_source;
 	/* Link targets given as paths in the mount are stored relative to
-	 * the link (links.c), which needs the mount point's own path. */
-	char *real_mountpoint = realpath(o.mountpoint, NULL);
-	if (!real_mountpoint) {
-		fprintf(stderr, "shmfs: %s: %s\n", o.mountpoint, strerror(errno));
+	 * the link (links.c), which needs the mount point's own path too. */
+	if (make_real(&o.source) < 0 || make_real(&o.mountpoint) < 0)
 		goto out_args;
-	}
-	free(o.mountpoint);
-	o.mountpoint = real_mountpoint;
 
 	enum passthrough_mode pt_mode = PASSTHROUGH_AUTO;
 	if (!(o.timeout >= 0 && o.timeout <= 86400)) {

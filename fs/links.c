@@ -21,6 +21,7 @@
 #include "isio.h"
 #include "imod.h"
 #include "log.h"
+#include "typed.h"
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -312,30 +313,41 @@ int links_rename(fuse_req_t req, struct node *parent, const char *name, struct n
 
 int links_unlink(fuse_req_t req, struct node *parent, const char *name)
 {
-	/* Only names that are no file of SOURCE: views. */
+	struct shmfs *fs = shmfs_of(req);
+	/* Only names that are no file of SOURCE, and only views that exist:
+	 * rm -f of a name with no view must not remove the file behind it. */
 	if (!(faccessat(parent->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT))
 		return 0;
+	struct fuse_entry_param e;
+	if (view_entry(fs, parent, name, &e) < 0)
+		return 0;
+	struct node *view = inode_node(fs, e.ino);
+	enum view_kind kind = (enum view_kind)view->variant;
+	inode_forget(fs, view, 1);
+	size_t n = strlen(name);
+	size_t stem = n - (ends_with(name, ".mrc") ? 4 : 5);
 	char object[NAME_MAX + 1];
-	struct stat st;
-	if (ends_with(name, ".fits") &&
-	    swap_suffix(name, ".fits", ISIO_SUFFIX, object, sizeof object) == 0 &&
-	    fstatat(parent->fd, object, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		/* rm of a stream's view removes the stream; of a link's, the link
-		 * alone (unlink never follows). */
-		fuse_reply_err(req, unlinkat(parent->fd, object, 0) < 0 ? errno : 0);
+	switch (kind) {
+	case VK_STREAM_FITS:
+	case VK_STREAM_LINK:
+		/* rm of a stream's view removes the stream; of a link's, the
+		 * link alone (unlink never follows). */
+		snprintf(object, sizeof object, "%.*s" ISIO_SUFFIX, (int)stem, name);
+		break;
+	case VK_IMOD_MRC:
+	case VK_IMOD_FITS:
+		snprintf(object, sizeof object, "%.*s", (int)stem, name);
+		break;
+	default:
+		/* A typed view: the object has a name of its own. */
+		shm_log_once(SHM_LOG_WARN, "%s: a typed view is removed with its object, or "
+					   "with setfattr -x " TYPED_XATTR_TYPE " (EPERM)",
+			     name);
+		fuse_reply_err(req, EPERM);
 		return 1;
 	}
-	size_t n = strlen(name);
-	const char *suffix = ends_with(name, ".mrc") ? ".mrc" : ends_with(name, ".fits") ? ".fits" : NULL;
-	if (suffix && n - strlen(suffix) <= NAME_MAX) {
-		snprintf(object, sizeof object, "%.*s", (int)(n - strlen(suffix)), name);
-		if (imod_name_capacity(object) &&
-		    fstatat(parent->fd, object, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-			fuse_reply_err(req, unlinkat(parent->fd, object, 0) < 0 ? errno : 0);
-			return 1;
-		}
-	}
-	return 0;
+	fuse_reply_err(req, unlinkat(parent->fd, object, 0) < 0 ? errno : 0);
+	return 1;
 }
 
 int links_stream_link(struct shmfs *fs, int dirfd, const char *object, struct stat *lst)

@@ -273,6 +273,34 @@ class ViewAttributesTest(LoadCase):
         self.assertEqual(os.stat(self.s('cam.im.shm')).st_mode & 0o777, 0o600)
 
 
+class RemoveTest(LoadCase):
+    """rm of a view name removes its object only when the view exists."""
+
+    def test_rm_of_a_name_with_no_view_removes_nothing(self):
+        with open(self.s('junk.im.shm'), 'wb') as f:   # not a valid stream: no view
+            f.write(b'\0' * 1000)
+        self.check_fails(['rm', self.m('junk.fits')], errno.ENOENT)
+        self.check(['rm', '-f', self.m('junk.fits')])
+        self.assertTrue(os.path.exists(self.s('junk.im.shm')))
+        with open(self.s('IMODShrMem_64_x'), 'wb') as f:   # no MRC header: no view
+            f.write(b'\0' * 100)
+        self.check_fails(['rm', self.m('IMODShrMem_64_x.mrc')], errno.ENOENT)
+        self.assertTrue(os.path.exists(self.s('IMODShrMem_64_x')))
+
+    def test_rm_of_a_stream_view_and_of_a_typed_view(self):
+        isio.make_stream(self.s('cam.im.shm'), 'cam', 9, (4, 4))
+        self.check(['rm', self.m('cam.fits')])
+        self.assertFalse(os.path.exists(self.s('cam.im.shm')))
+        with open(self.s('img'), 'wb') as f:
+            f.write(b'\0' * 64)
+        self.check(['setfattr', '-n', 'user.shmfs.type', '-v', 'float32', self.m('img')])
+        self.check(['setfattr', '-n', 'user.shmfs.shape', '-v', '4,4', self.m('img')])
+        self.assertTrue(os.path.exists(self.m('img.fits')))
+        self.check_fails(['rm', self.m('img.fits')], errno.EPERM)
+        self.assertTrue(os.path.exists(self.s('img')))
+        self.assert_log(r'img\.fits: a typed view is removed with its object')
+
+
 class UpdateTest(LoadCase):
     """A stream that exists: same shape and type, one frame in place;
     otherwise a new file."""

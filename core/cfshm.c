@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
+
 /* One entry of the global table (CFITSIO's SHARED_GTAB): int sem, semkey,
  * key, handle, size, nprocdebug; char attr. */
 #define ENTRY_SIZE 28
@@ -45,18 +47,6 @@
 #define LOCK_FILE_FORMAT "/tmp/.shmem-lockfile.%d.%d"
 
 _Static_assert(CFSHM_HEADER == 24, "8-byte block head + 16-byte segment head");
-
-static int32_t get_i32(const unsigned char *p, size_t off)
-{
-	int32_t v;
-	memcpy(&v, p + off, 4);
-	return v;
-}
-
-static void put_i32(unsigned char *p, size_t off, int32_t v)
-{
-	memcpy(p + off, &v, 4);
-}
 
 /* An integer from the environment as CFITSIO reads it (atoi), or 0. */
 static long env_long(const char *name)

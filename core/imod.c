@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bytes.h"
+
 /* MRC header word offsets (../shared/formats/mrc-imod.md). */
 #define OFF_NX 0
 #define OFF_MODE 12
@@ -47,27 +49,6 @@ _Static_assert(IMOD_HEADER_MIN == OFF_LABELS + NLABELS * IMOD_LABEL_STRIDE,
 
 #define REFUSE(...) do { if (why && whylen) snprintf(why, whylen, __VA_ARGS__); \
 			 return -EINVAL; } while (0)
-
-static int32_t get_i32(const unsigned char *p, size_t off)
-{
-	int32_t v;
-	memcpy(&v, p + off, 4);
-	return v;
-}
-static float get_f32(const unsigned char *p, size_t off)
-{
-	float v;
-	memcpy(&v, p + off, 4);
-	return v;
-}
-static void put_i32(unsigned char *p, size_t off, int32_t v)
-{
-	memcpy(p + off, &v, 4);
-}
-static void put_f32(unsigned char *p, size_t off, float v)
-{
-	memcpy(p + off, &v, 4);
-}
 
 /* The machine stamp of this host's byte order: both layouts hold native words. */
 static void native_stamp(unsigned char *st)

@@ -8,43 +8,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "guard.h"
 
-/* Metadata offsets (../shared/formats/imagestreamio.md). */
-#define OFF_VERSION 0
-#define OFF_NAXIS 112
-#define OFF_SIZE 116
-#define OFF_NELEMENT 128
-#define OFF_DATATYPE 136
-#define OFF_IMAGETYPE 144
-#define OFF_LOCATION 240
-#define OFF_SEM 258
-#define OFF_NBPROCTRACE 260
-#define OFF_NBKW 290
-#define OFF_CBSIZE 292
-#define OFF_IMDATAMEMSIZE 312
-#define PROCTRACE_SIZE 64
 #define CB_RECORD_SIZE 48
 #define SEM_POST_BELOW 10
-
-static uint64_t get_u64(const unsigned char *p, size_t off)
-{
-	uint64_t v;
-	memcpy(&v, p + off, 8);
-	return v;
-}
-static uint32_t get_u32(const unsigned char *p, size_t off)
-{
-	uint32_t v;
-	memcpy(&v, p + off, 4);
-	return v;
-}
-static uint16_t get_u16(const unsigned char *p, size_t off)
-{
-	uint16_t v;
-	memcpy(&v, p + off, 2);
-	return v;
-}
 
 /* *acc += R8(n), false on overflow. */
 static int add_r8(uint64_t *acc, uint64_t n)
@@ -60,6 +28,27 @@ static int mul_add_r8(uint64_t *acc, uint64_t a, uint64_t b)
 {
 	uint64_t n;
 	return !__builtin_mul_overflow(a, b, &n) && add_r8(acc, n);
+}
+
+int isio_layout(uint64_t datasize, uint16_t nbkw, uint16_t nsem, uint16_t nproctrace,
+		struct isio_stream *s)
+{
+	uint64_t off = ISIO_META_SIZE;
+	s->datasize = datasize;
+	s->nbkw = nbkw;
+	s->nsem = nsem;
+	s->off_data = off;
+	int ok = add_r8(&off, datasize);
+	s->off_keywords = off;
+	ok = ok && mul_add_r8(&off, ISIO_KW_SIZE, nbkw);
+	s->off_sems = off;
+	ok = ok && mul_add_r8(&off, ISIO_SEM_SIZE, nsem);
+	ok = ok && add_r8(&off, ISIO_SEM_SIZE); /* semlog */
+	for (int i = 0; i < 4; i++)             /* read/write PIDs, semctrl, semstatus */
+		ok = ok && mul_add_r8(&off, 4, nsem);
+	ok = ok && mul_add_r8(&off, ISIO_PROCTRACE_SIZE, nproctrace);
+	s->file_size = off;
+	return ok ? 0 : -EOVERFLOW;
 }
 
 static struct timespec get_ts(const unsigned char *m, size_t off)
@@ -89,7 +78,7 @@ int isio_parse(const void *meta, size_t meta_len, uint64_t file_size, struct isi
 	memset(s, 0, sizeof *s);
 	if (meta_len < ISIO_META_SIZE || file_size < ISIO_META_SIZE)
 		REFUSE("shorter than the 384-byte metadata");
-	if (memcmp(m + OFF_VERSION, "2.00", 5) != 0) {
+	if (memcmp(m + ISIO_OFF_VERSION, "2.00", 5) != 0) {
 		char v[9];
 		size_t i;
 		for (i = 0; i < 8 && m[i] >= 0x20 && m[i] < 0x7f; i++)
@@ -97,15 +86,15 @@ int isio_parse(const void *meta, size_t meta_len, uint64_t file_size, struct isi
 		v[i] = '\0';
 		REFUSE("layout version '%s' is not 2.00", v);
 	}
-	int8_t location = (int8_t)m[OFF_LOCATION];
+	int8_t location = (int8_t)m[ISIO_OFF_LOCATION];
 	if (location != -1)
 		REFUSE("a GPU stream (location %d): its pixels are not in the file", location);
-	s->naxis = m[OFF_NAXIS];
+	s->naxis = m[ISIO_OFF_NAXIS];
 	if (s->naxis < 1 || s->naxis > 3)
 		REFUSE("naxis %d is not 1 to 3", s->naxis);
 	uint64_t n = 1;
 	for (int i = 0; i < 3; i++) {
-		s->size[i] = get_u32(m, OFF_SIZE + 4 * (size_t)i);
+		s->size[i] = get_u32(m, ISIO_OFF_SIZE + 4 * (size_t)i);
 		if (i < s->naxis) {
 			if (s->size[i] == 0)
 				REFUSE("axis %d has size 0", i + 1);
@@ -113,36 +102,27 @@ int isio_parse(const void *meta, size_t meta_len, uint64_t file_size, struct isi
 				REFUSE("the sizes overflow");
 		}
 	}
-	s->nelement = get_u64(m, OFF_NELEMENT);
+	s->nelement = get_u64(m, ISIO_OFF_NELEMENT);
 	if (s->nelement != n)
 		REFUSE("nelement %llu is not the product of the sizes (%llu)",
 		       (unsigned long long)s->nelement, (unsigned long long)n);
-	s->type = (enum elem_type)m[OFF_DATATYPE];
+	s->type = (enum elem_type)m[ISIO_OFF_DATATYPE];
 	if (elem_size(s->type) == 0)
-		REFUSE("unknown datatype %u", m[OFF_DATATYPE]);
+		REFUSE("unknown datatype %u", m[ISIO_OFF_DATATYPE]);
 	if (__builtin_mul_overflow(n, (uint64_t)elem_size(s->type), &s->datasize))
 		REFUSE("the pixel size overflows");
-	if (get_u64(m, OFF_IMDATAMEMSIZE) != s->datasize)
+	if (get_u64(m, ISIO_OFF_IMDATAMEMSIZE) != s->datasize)
 		REFUSE("imdatamemsize %llu is not %llu",
-		       (unsigned long long)get_u64(m, OFF_IMDATAMEMSIZE),
+		       (unsigned long long)get_u64(m, ISIO_OFF_IMDATAMEMSIZE),
 		       (unsigned long long)s->datasize);
-	s->nbkw = get_u16(m, OFF_NBKW);
-	s->nsem = get_u16(m, OFF_SEM);
-	uint16_t nproctrace = get_u16(m, OFF_NBPROCTRACE);
-	uint64_t imagetype = get_u64(m, OFF_IMAGETYPE);
-	uint32_t cbsize = get_u32(m, OFF_CBSIZE);
+	s->nbkw = get_u16(m, ISIO_OFF_NBKW);
+	s->nsem = get_u16(m, ISIO_OFF_SEM);
+	uint16_t nproctrace = get_u16(m, ISIO_OFF_NBPROCTRACE);
+	uint64_t imagetype = get_u64(m, ISIO_OFF_IMAGETYPE);
+	uint32_t cbsize = get_u32(m, ISIO_OFF_CBSIZE);
 
-	uint64_t off = ISIO_META_SIZE;
-	s->off_data = off;
-	int ok = add_r8(&off, s->datasize);
-	s->off_keywords = off;
-	ok = ok && mul_add_r8(&off, ISIO_KW_SIZE, s->nbkw);
-	s->off_sems = off;
-	ok = ok && mul_add_r8(&off, ISIO_SEM_SIZE, s->nsem);
-	ok = ok && add_r8(&off, ISIO_SEM_SIZE); /* semlog */
-	for (int i = 0; i < 4; i++)             /* read/write PIDs, semctrl, semstatus */
-		ok = ok && mul_add_r8(&off, 4, s->nsem);
-	ok = ok && mul_add_r8(&off, PROCTRACE_SIZE, nproctrace);
+	int ok = isio_layout(s->datasize, s->nbkw, s->nsem, nproctrace, s) == 0;
+	uint64_t off = s->file_size;
 	if ((imagetype & 0xF000F) == 0x20001) { /* temporal circular buffer */
 		ok = ok && mul_add_r8(&off, 16, s->size[2]);
 		ok = ok && mul_add_r8(&off, 16, s->size[2]);

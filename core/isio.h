@@ -17,13 +17,33 @@
 #define ISIO_SEM_SIZE 32
 #define ISIO_SUFFIX ".im.shm"
 
-/* Metadata fields used here (offsets in the 384-byte struct). */
+/* Metadata fields (offsets in the 384-byte struct). */
+#define ISIO_OFF_VERSION 0
 #define ISIO_OFF_NAME 32
+#define ISIO_NAME_MAX 79        /* name[80], NUL-terminated */
+#define ISIO_OFF_NAXIS 112
+#define ISIO_OFF_SIZE 116
+#define ISIO_OFF_NELEMENT 128
+#define ISIO_OFF_DATATYPE 136
+#define ISIO_OFF_IMAGETYPE 144
+#define ISIO_OFF_CREATIONTIME 152
+#define ISIO_OFF_LASTACCESSTIME 168
+#define ISIO_OFF_ATIME 184
+#define ISIO_OFF_WRITETIME 200
+#define ISIO_OFF_CREATORPID 216
+#define ISIO_OFF_OWNERPID 220
+#define ISIO_OFF_SHARED 224
+#define ISIO_OFF_INODE 232
+#define ISIO_OFF_LOCATION 240
+#define ISIO_OFF_SEM 258
+#define ISIO_OFF_NBPROCTRACE 260
 #define ISIO_OFF_CNT0 264
 #define ISIO_OFF_CNT1 272
 #define ISIO_OFF_WRITE 288
-#define ISIO_OFF_ATIME 184
-#define ISIO_OFF_WRITETIME 200
+#define ISIO_OFF_NBKW 290
+#define ISIO_OFF_CBSIZE 292
+#define ISIO_OFF_IMDATAMEMSIZE 312
+#define ISIO_PROCTRACE_SIZE 64  /* one process-trace slot */
 
 struct isio_stream {
 	char name[81];          /* NUL-terminated, printable */
@@ -50,6 +70,13 @@ struct isio_stream {
  * Returns 0, or -EINVAL with one sentence in WHY. */
 int isio_parse(const void *meta, size_t meta_len, uint64_t file_size, struct isio_stream *s,
 	       char *why, size_t whylen);
+
+/* The regions of a CPU stream without circular buffer, with DATASIZE bytes
+ * of pixels, NBKW keyword slots, NSEM semaphores and NPROCTRACE trace slots:
+ * S's off_data, off_keywords, off_sems and file_size (its datasize, nbkw and
+ * nsem too). Returns 0, or -EOVERFLOW. */
+int isio_layout(uint64_t datasize, uint16_t nbkw, uint16_t nsem, uint16_t nproctrace,
+		struct isio_stream *s);
 
 /* Refresh the state fields (cnt0, cnt1, times) of S from META. */
 void isio_state(const void *meta, struct isio_stream *s);

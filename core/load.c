@@ -20,60 +20,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "fitsload.h"
 #include "guard.h"
 #include "imod.h"
 
 /* ---- struct load_image -> ImageStreamIO stream */
 
-/* Metadata offsets not in isio.h (../shared/formats/imagestreamio.md). */
-#define MD_NAXIS 112
-#define MD_SIZE 116
-#define MD_NELEMENT 128
-#define MD_DATATYPE 136
-#define MD_IMAGETYPE 144
-#define MD_CREATIONTIME 152
-#define MD_LASTACCESSTIME 168
-#define MD_CREATORPID 216
-#define MD_OWNERPID 220
-#define MD_SHARED 224
-#define MD_INODE 232
-#define MD_LOCATION 240
-#define MD_SEM 258
-#define MD_NBPROCTRACE 260
-#define MD_NBKW 290
-#define MD_IMDATAMEMSIZE 312
-#define MD_NAME_MAX 79
-
 #define IMAGETYPE_MATH 0x2
 #define NSEM 10
 #define NPROCTRACE 10
-#define PROCTRACE_SIZE 64
-
-static uint64_t r8(uint64_t n)
-{
-	return (n + 7) & ~(uint64_t)7;
-}
-
-/* The size of a new stream's file, as isio_parse computes it; *OFF_SEMS
- * where its semaphores start. DATASIZE is far below 2^62. */
-static uint64_t layout_size(uint64_t datasize, unsigned nbkw, uint64_t *off_kw,
-			    uint64_t *off_sems)
-{
-	uint64_t off = ISIO_META_SIZE + r8(datasize);
-	*off_kw = off;
-	off += r8((uint64_t)ISIO_KW_SIZE * nbkw);
-	*off_sems = off;
-	off += r8((uint64_t)ISIO_SEM_SIZE * NSEM);
-	off += r8(ISIO_SEM_SIZE);       /* semlog */
-	off += 4 * r8(4 * NSEM);        /* read/write PIDs, semctrl, semstatus */
-	off += r8((uint64_t)PROCTRACE_SIZE * NPROCTRACE);
-	return off;
-}
-
-static void put_u16(unsigned char *m, size_t off, uint16_t v) { memcpy(m + off, &v, 2); }
-static void put_u32(unsigned char *m, size_t off, uint32_t v) { memcpy(m + off, &v, 4); }
-static void put_u64(unsigned char *m, size_t off, uint64_t v) { memcpy(m + off, &v, 8); }
 
 /* Keyword slots: IMG's first NBKW keywords, then unused ('N') slots. */
 static void put_keywords(unsigned char *dst, unsigned nbkw, const struct load_image *img)
@@ -107,27 +63,27 @@ static void fill_new(void *arg)
 	clock_gettime(CLOCK_REALTIME, &now);
 	int64_t t[2] = {(int64_t)now.tv_sec, (int64_t)now.tv_nsec};
 
-	memcpy(m + ISIO_OFF_NAME, f->sname, strnlen(f->sname, MD_NAME_MAX));
-	m[MD_NAXIS] = (unsigned char)img->naxis;
+	memcpy(m + ISIO_OFF_NAME, f->sname, strnlen(f->sname, ISIO_NAME_MAX));
+	m[ISIO_OFF_NAXIS] = (unsigned char)img->naxis;
 	for (int i = 0; i < img->naxis; i++)
-		put_u32(m, MD_SIZE + 4 * (size_t)i, img->size[i]);
-	put_u64(m, MD_NELEMENT, img->nelement);
-	m[MD_DATATYPE] = (unsigned char)img->type;
-	put_u64(m, MD_IMAGETYPE, IMAGETYPE_MATH);
-	memcpy(m + MD_CREATIONTIME, t, sizeof t);
-	memcpy(m + MD_LASTACCESSTIME, t, sizeof t);
+		put_u32(m, ISIO_OFF_SIZE + 4 * (size_t)i, img->size[i]);
+	put_u64(m, ISIO_OFF_NELEMENT, img->nelement);
+	m[ISIO_OFF_DATATYPE] = (unsigned char)img->type;
+	put_u64(m, ISIO_OFF_IMAGETYPE, IMAGETYPE_MATH);
+	memcpy(m + ISIO_OFF_CREATIONTIME, t, sizeof t);
+	memcpy(m + ISIO_OFF_LASTACCESSTIME, t, sizeof t);
 	memcpy(m + ISIO_OFF_ATIME, t, sizeof t);
 	memcpy(m + ISIO_OFF_WRITETIME, t, sizeof t);
-	put_u32(m, MD_CREATORPID, (uint32_t)getpid());
-	put_u32(m, MD_OWNERPID, (uint32_t)getpid());
-	m[MD_SHARED] = 1;
-	put_u64(m, MD_INODE, f->inode);
-	m[MD_LOCATION] = 0xff; /* -1: CPU */
-	put_u16(m, MD_SEM, NSEM);
-	put_u16(m, MD_NBPROCTRACE, NPROCTRACE);
+	put_u32(m, ISIO_OFF_CREATORPID, (uint32_t)getpid());
+	put_u32(m, ISIO_OFF_OWNERPID, (uint32_t)getpid());
+	m[ISIO_OFF_SHARED] = 1;
+	put_u64(m, ISIO_OFF_INODE, f->inode);
+	m[ISIO_OFF_LOCATION] = 0xff; /* -1: CPU */
+	put_u16(m, ISIO_OFF_SEM, NSEM);
+	put_u16(m, ISIO_OFF_NBPROCTRACE, NPROCTRACE);
 	put_u64(m, ISIO_OFF_CNT0, 1);
-	put_u16(m, MD_NBKW, (uint16_t)f->nbkw);
-	put_u64(m, MD_IMDATAMEMSIZE, img->datasize);
+	put_u16(m, ISIO_OFF_NBKW, (uint16_t)f->nbkw);
+	put_u64(m, ISIO_OFF_IMDATAMEMSIZE, img->datasize);
 
 	memcpy(m + ISIO_META_SIZE, img->pixels, (size_t)img->datasize);
 	put_keywords(m + f->off_kw, f->nbkw, img);
@@ -179,7 +135,13 @@ static int make_stream(int dirfd, const char *sname, const struct load_image *im
 {
 	struct fill f = {.img = img, .sname = sname};
 	f.nbkw = img->nkw < UINT16_MAX ? img->nkw : UINT16_MAX;
-	uint64_t size = layout_size(img->datasize, f.nbkw, &f.off_kw, &f.off_sems);
+	struct isio_stream layout;
+	if (isio_layout(img->datasize, (uint16_t)f.nbkw, NSEM, NPROCTRACE, &layout) < 0)
+		FAIL(EINVAL, "a stream of %llu bytes of pixels is too large",
+		     (unsigned long long)img->datasize);
+	uint64_t size = layout.file_size;
+	f.off_kw = layout.off_keywords;
+	f.off_sems = layout.off_sems;
 	struct stat st;
 	int fd = nameless_file(dirfd, 0666, uid, gid, why, whylen), rc; /* as ImageStreamIO */
 	if (fd < 0)
@@ -357,11 +319,11 @@ static int resolve_link(int dirfd, const char *fname, char *target, char *why, s
 int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t uid, gid_t gid,
 		enum load_result *did, char *why, size_t whylen)
 {
-	char fname[NAME_MAX + 1], target[NAME_MAX + 1], sname[MD_NAME_MAX + 1];
+	char fname[NAME_MAX + 1], target[NAME_MAX + 1], sname[ISIO_NAME_MAX + 1];
 	size_t len = strlen(name), sl = sizeof ISIO_SUFFIX - 1;
-	if (len == 0 || len > MD_NAME_MAX || strchr(name, '/'))
+	if (len == 0 || len > ISIO_NAME_MAX || strchr(name, '/'))
 		FAIL(EINVAL, "'%.80s' cannot be a stream name (1 to %d characters, no '/')", name,
-		     MD_NAME_MAX);
+		     ISIO_NAME_MAX);
 	if (img->naxis < 1 || img->naxis > 3 || !img->pixels || elem_size(img->type) == 0 ||
 	    img->datasize != img->nelement * elem_size(img->type) || img->datasize > (UINT64_C(1) << 62))
 		FAIL(EINVAL, "the image to load is not a valid 1- to 3-axis image");
@@ -370,9 +332,9 @@ int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t
 	if (rc < 0)
 		return rc;
 	size_t tlen = strlen(target) - sl;
-	if (tlen > MD_NAME_MAX)
+	if (tlen > ISIO_NAME_MAX)
 		FAIL(ENAMETOOLONG, "the stream name of %s is longer than %d characters", target,
-		     MD_NAME_MAX);
+		     ISIO_NAME_MAX);
 	memcpy(sname, target, tlen);
 	sname[tlen] = '\0';
 

@@ -212,6 +212,9 @@ void xattr_list(fuse_req_t req, struct node *n, size_t size);
 void xattr_set(fuse_req_t req, struct node *n, const char *name, const char *value, size_t size,
 	       int flags);
 void xattr_remove(fuse_req_t req, struct node *n, const char *name);
+/* Reply to GETXATTR or LISTXATTR with VALUE (LEN bytes) for a caller's
+ * buffer of SIZE: the length when SIZE is 0, ERANGE when it is too small. */
+void xattr_reply_value(fuse_req_t req, const char *value, size_t len, size_t size);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops shmfs_ops;

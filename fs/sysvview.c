@@ -171,15 +171,6 @@ int sysvview_readlink(struct shmfs *fs, struct node *n, char *buf, size_t len)
 	return 0;
 }
 
-static void reply_value(fuse_req_t req, const char *value, size_t len, size_t size)
-{
-	if (size == 0)
-		return (void)fuse_reply_xattr(req, len);
-	if (len > size)
-		return (void)fuse_reply_err(req, ERANGE);
-	fuse_reply_buf(req, value, len);
-}
-
 /* user.shmfs.* of a segment: its format, and the layout if typed. */
 static int segment_info(struct shmfs *fs, int shmid, const char *key, char *out, size_t len)
 {
@@ -216,7 +207,7 @@ void sysvview_getxattr(fuse_req_t req, struct node *n, const char *name, size_t 
 	int rc = segment_info(shmfs_of(req), n->shmid, name + sizeof SHMFS_PREFIX - 1, v, sizeof v);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
-	reply_value(req, v, strlen(v), size);
+	xattr_reply_value(req, v, strlen(v), size);
 }
 
 void sysvview_listxattr(fuse_req_t req, struct node *n, size_t size)
@@ -228,7 +219,7 @@ void sysvview_listxattr(fuse_req_t req, struct node *n, size_t size)
 		if (segment_info(shmfs_of(req), n->shmid, keys[i], v, sizeof v) == 0)
 			used += (size_t)snprintf(list + used, sizeof list - used, SHMFS_PREFIX "%s",
 						 keys[i]) + 1;
-	reply_value(req, list, used, size);
+	xattr_reply_value(req, list, used, size);
 }
 
 void sysvview_setxattr(fuse_req_t req, struct node *n, const char *name, const char *value,

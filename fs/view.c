@@ -156,6 +156,19 @@ static int probe_imod(struct probe *p, const char *objname, int quiet)
 	return rc;
 }
 
+/* The image of a typed object or segment, from the layout in P->typed. */
+static int probe_typed_image(struct probe *p)
+{
+	p->format = VIEW_FITS;
+	p->type = p->typed.type;
+	p->nelement = p->typed.nelement;
+	p->data_offset = p->typed.offset;
+	int rc = fitshdr_image(&p->fits, p->type, p->typed.naxis, p->typed.dims);
+	if (rc == 0)
+		p->header_len = fitshdr_size(&p->fits);
+	return rc;
+}
+
 static int probe_typed(struct probe *p, const char *objname, int quiet)
 {
 	char why[160];
@@ -168,14 +181,7 @@ static int probe_typed(struct probe *p, const char *objname, int quiet)
 				     objname, why);
 		return -ENOENT;
 	}
-	p->format = VIEW_FITS;
-	p->type = p->typed.type;
-	p->nelement = p->typed.nelement;
-	p->data_offset = p->typed.offset;
-	rc = fitshdr_image(&p->fits, p->type, p->typed.naxis, p->typed.dims);
-	if (rc == 0)
-		p->header_len = fitshdr_size(&p->fits);
-	return rc;
+	return probe_typed_image(p);
 }
 
 /* Probe object FD (adopted: closed by probe_free) as view KIND. */
@@ -376,13 +382,7 @@ static int probe_sysv(struct shmfs *fs, struct node *n, struct probe *p)
 		rc = sysvview_layout(fs, n->shmid, seg.ds.shm_segsz, &p->typed, why, sizeof why);
 		if (rc < 0)
 			return -ENOENT;
-		p->format = VIEW_FITS;
-		p->type = p->typed.type;
-		p->nelement = p->typed.nelement;
-		p->data_offset = p->typed.offset;
-		rc = fitshdr_image(&p->fits, p->type, p->typed.naxis, p->typed.dims);
-		if (rc == 0)
-			p->header_len = fitshdr_size(&p->fits);
+		rc = probe_typed_image(p);
 		if (rc == 0)
 			rc = view_size(p->format, p->type, p->nelement, p->header_len,
 				       &(uint64_t){0}, &p->file_size);

@@ -147,7 +147,7 @@ static const char *info_value(const char *info, const char *name, size_t *len)
 	return NULL;
 }
 
-static void reply_value(fuse_req_t req, const char *value, size_t len, size_t size)
+void xattr_reply_value(fuse_req_t req, const char *value, size_t len, size_t size)
 {
 	if (size == 0)
 		return (void)fuse_reply_xattr(req, len);
@@ -199,7 +199,7 @@ void xattr_get(fuse_req_t req, struct node *n, const char *name, size_t size)
 	int rc = posix_info(n, info, &used);
 	const char *v = rc == 0 ? info_value(info, name + sizeof SHMFS_PREFIX - 1, &vlen) : NULL;
 	if (v)
-		reply_value(req, v, vlen, size);
+		xattr_reply_value(req, v, vlen, size);
 	else
 		fuse_reply_err(req, ENODATA);
 	free(info);
@@ -243,7 +243,7 @@ void xattr_list(fuse_req_t req, struct node *n, size_t size)
 			p = end + 1;
 		}
 	}
-	reply_value(req, list, (size_t)len, size);
+	xattr_reply_value(req, list, (size_t)len, size);
 	free(list);
 	free(info);
 }

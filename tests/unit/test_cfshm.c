@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cfshm.h"
+#include "unit_files.h"
 
 #define ENTRY 28
 #define TIMEOUT_MS 5000
@@ -136,21 +137,6 @@ static void cf_change_in_child(int slot, void (*work)(fitsfile *f, int *status))
 static void cf_delete(fitsfile *f, int *status)
 {
 	fits_delete_file(f, status);
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	rewind(f);
-	unsigned char *buf = malloc(n ? (size_t)n : 1);
-	cr_assert_not_null(buf);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
 }
 
 /* What `imcopy shmem://hSLOT out.fits` writes. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "imod.h"
+#include "unit_files.h"
 
 #define OFF_MODE 12
 #define OFF_MX 28
@@ -137,21 +138,6 @@ static void write_file(const char *path, const void *a, size_t alen, const void 
 	if (blen)
 		cr_assert_eq(fwrite(b, 1, blen, f), blen);
 	cr_assert_eq(fclose(f), 0);
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	rewind(f);
-	unsigned char *buf = malloc(n ? (size_t)n : 1);
-	cr_assert_not_null(buf);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
 }
 
 /* Validate every file with mrcfile (the reference), then open each strictly

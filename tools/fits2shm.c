@@ -170,6 +170,26 @@ static void marker(const char *stream, const char *suffix, int on)
 	close(fd);
 }
 
+
+/* ./loadedSM/STREAM.KINDinfo (KIND FITS or SM) now INFO, .KINDinfo.old the
+ * previous record (OLD, or none), and the KINDsame or KINDchanged marker. */
+static void record(const char *stream, const char *kind, const char *old, const char *info,
+		   int same)
+{
+	char path[PATH_MAX], name[16];
+	path_fmt(path, sizeof(path), "./loadedSM/%s.%sinfo.old", stream, kind);
+	if (old)
+		write_file(path, old);
+	else
+		remove_file(path);
+	path_fmt(path, sizeof(path), "./loadedSM/%s.%sinfo", stream, kind);
+	write_file(path, info);
+	snprintf(name, sizeof name, "%ssame", kind);
+	marker(stream, name, same);
+	snprintf(name, sizeof name, "%schanged", kind);
+	marker(stream, name, !same);
+}
+
 static void make_dir(const char *path)
 {
 	if (mkdir(path, 0777) != 0 && errno != EEXIST)
@@ -440,25 +460,8 @@ int main(int argc, char **argv)
 		if (read_small(path, now, sizeof(now)) < 0 || strcmp(now, line) != 0)
 			write_file(path, line);
 	}
-	path_fmt(path, sizeof(path), "./loadedSM/%s.FITSinfo.old", o.stream);
-	if (have_old_fits)
-		write_file(path, old_fits);
-	else
-		remove_file(path);
-	path_fmt(path, sizeof(path), "./loadedSM/%s.FITSinfo", o.stream);
-	write_file(path, fits_info);
-	marker(o.stream, "FITSsame", fits_same);
-	marker(o.stream, "FITSchanged", !fits_same);
-
-	path_fmt(path, sizeof(path), "./loadedSM/%s.SMinfo.old", o.stream);
-	if (have_old_sm)
-		write_file(path, old_sm);
-	else
-		remove_file(path);
-	path_fmt(path, sizeof(path), "./loadedSM/%s.SMinfo", o.stream);
-	write_file(path, sm_info);
-	marker(o.stream, "SMsame", sm_same);
-	marker(o.stream, "SMchanged", !sm_same);
+	record(o.stream, "FITS", have_old_fits ? old_fits : NULL, fits_info, fits_same);
+	record(o.stream, "SM", have_old_sm ? old_sm : NULL, sm_info, sm_same);
 
 	marker(o.stream, "new", load);
 	marker(o.stream, "kept", !load);

@@ -3,11 +3,14 @@ as ../shared/formats/imagestreamio.md lays them out (little-endian, 64-bit,
 CPU location, no circular buffer), and a writer that follows the stream's
 update protocol. The tests write their own streams: no milk needed."""
 
+import contextlib
 import ctypes
 import errno
 import mmap
 import os
 import struct
+import subprocess
+import sys
 import time
 
 METADATA_SIZE = 384
@@ -531,3 +534,26 @@ print('woken' if ok else 'timeout', isio.read_state(path)['cnt0'], flush=True)
 s.close()
 sys.exit(0 if ok else 1)
 '''
+
+
+@contextlib.contextmanager
+def waiting(path, slot, timeout):
+    """A WAITER process on semaphore SLOT of stream PATH, already blocked in
+    its wait (it printed "ready" and did not return within 0.2 s); killed on
+    the way out if it is still running."""
+    p = subprocess.Popen([sys.executable, '-c', WAITER, path, str(slot), str(timeout)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(__file__))))
+    try:
+        line = p.stdout.readline().strip()
+        if line != 'ready':
+            raise AssertionError(f'the waiter did not start: {line!r} {p.stderr.read()}')
+        time.sleep(0.2)   # let it block in sem_timedwait
+        if p.poll() is not None:
+            raise AssertionError('the waiter did not wait')
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()

@@ -23,7 +23,6 @@ from astropy.io import fits
 from harness import MountTestCase, wait_until
 import isio
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 # numpy dtype written by astropy -> (ImageStreamIO datatype code, BITPIX, BZERO)
 TYPES = {
@@ -305,8 +304,6 @@ class UpdateTest(LoadCase):
     """A stream that exists: same shape and type, one frame in place;
     otherwise a new file."""
 
-    WAITER = isio.WAITER
-
     def test_in_place_update_seen_by_a_mapping_and_wakes_a_reader(self):
         first = np.zeros((8, 8), np.float32)
         isio.make_stream(self.s('cam.im.shm'), 'cam', 9, (8, 8), data=first.tobytes(),
@@ -317,20 +314,10 @@ class UpdateTest(LoadCase):
         fd = os.open(self.m('cam.im.shm'), os.O_RDONLY)
         import mmap
         mapped = mmap.mmap(fd, o['size'], mmap.MAP_SHARED, mmap.PROT_READ)
-        waiter = subprocess.Popen([sys.executable, '-c', self.WAITER, self.s('cam.im.shm'),
-                                   '2', '20'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env=dict(os.environ, PYTHONPATH=HERE))
-        try:
-            self.assertEqual(waiter.stdout.readline().strip(), 'ready')
-            time.sleep(0.2)
-            self.assertIsNone(waiter.poll(), 'the waiter did not wait')
+        with isio.waiting(self.s('cam.im.shm'), 2, 20) as waiter:
             new = np.arange(64, dtype=np.float32).reshape(8, 8)
             self.cp(self.write_fits('new.fits', new), 'cam.fits')
             out, err = waiter.communicate(timeout=10)
-        finally:
-            if waiter.poll() is None:
-                waiter.kill()
-                waiter.communicate()
         self.assertEqual(waiter.returncode, 0, f'{out} {err}')
         self.assertEqual(out.split(), ['woken', '42'])
         self.assertEqual(os.stat(self.s('cam.im.shm')).st_ino, ino, 'same inode')

@@ -366,7 +366,6 @@ w.close()
 class WriteTest(StreamViewCase):
     """Pixels written into a view go back into the stream as one frame."""
 
-    WAITER = isio.WAITER
 
     def sem_values(self, name, o):
         s = isio.Stream(self.s(name), o)
@@ -456,11 +455,7 @@ class WriteTest(StreamViewCase):
 
     def test_close_wakes_a_reader_waiting_on_a_semaphore(self):
         a, o = self.stream('wake', 9, (8, 8), cnt0=20)
-        waiter = self.python(self.WAITER, self.s('wake.im.shm'), 3, 20)
-        try:
-            self.assertEqual(waiter.stdout.readline().strip(), 'ready')
-            time.sleep(0.2)   # let it block in sem_timedwait
-            self.assertIsNone(waiter.poll(), 'the waiter did not wait')
+        with isio.waiting(self.s('wake.im.shm'), 3, 20) as waiter:
             view = self.m('wake.fits')
             hlen = self.header_len(view)
             with open(view, 'r+b', buffering=0) as f:
@@ -469,10 +464,6 @@ class WriteTest(StreamViewCase):
                 time.sleep(0.2)
                 self.assertIsNone(waiter.poll(), 'woken before the view was closed')
             out, err = waiter.communicate(timeout=10)
-        finally:
-            if waiter.poll() is None:
-                waiter.kill()
-                waiter.communicate()
         self.assertEqual(waiter.returncode, 0, f'{out} {err}')
         self.assertEqual(out.split(), ['woken', '21'])
 

@@ -59,9 +59,12 @@ struct node {
 
 	/* Passthrough: the backing id every passthrough open of this inode must
 	 * share (the kernel refuses two different backing files on one inode),
-	 * and how many open handles use it. Both under lock. */
+	 * and how many open handles use it; BACKING_PRIVATE when it is one open's
+	 * own file (inode_backing_claim), which no other open may share. All
+	 * under lock. */
 	int backing_id;
 	int backing_users;
+	int backing_private;
 
 	/* NODE_VIEW: which view (enum view_kind) of which object: a POSIX object
 	 * (fd, dev, ino as above) or a segment (shmid; dev 0, ino = shmid). */
@@ -146,6 +149,11 @@ struct node *inode_new_load(struct inode_table *t);
  * OPEN_FD(N, ARG) returns (and then closes) if the node has none. Returns the
  * id or -errno; each success is paired with inode_backing_put(). */
 int inode_backing_get(struct node *n, int (*open_fd)(struct node *n, void *arg), void *arg);
+/* Make FD (a load's staging file, a writable view's private copy) the
+ * backing file of node N for one open that shares it with nobody: only when
+ * no open uses N's backing now. Returns the id, paired with
+ * inode_backing_put(), or -EBUSY (serve that open through the daemon). */
+int inode_backing_claim(struct node *n, int fd);
 void inode_backing_put(struct node *n);
 
 /* A handle of an open raw file (fi->fh). */

@@ -16,6 +16,14 @@ void load_create(fuse_req_t req, struct node *parent, const char *name, const ch
 /* OPEN with O_TRUNC of a stream or IMOD .mrc view: a handle staging the copy.
  * Replies and returns 0, or returns -errno without replying. */
 int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
+/* Load the FITS file (IMOD: the MRC file) in descriptor FD, its whole size,
+ * into OBJECT of directory DIRFD (a stream name without ".im.shm", or an
+ * IMOD file name), as a copy closed with these bytes does: all or nothing,
+ * in place when type and shape match. UID/GID own what is created (-1: the
+ * daemon's). NAME (the name written in the mount) is for the log. Returns 0
+ * or the error a close reports (-EINVAL, -EIO, -ENOSPC, ...); logged. */
+int load_from_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, gid_t gid,
+		 const char *name);
 /* Attributes of a node being created by a copy. */
 void load_stat(struct node *n, struct stat *st);
 void load_read(fuse_req_t req, struct handle *h, size_t size, off_t off);

@@ -294,6 +294,10 @@ void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup)
 int inode_backing_get(struct node *n, int (*open_fd)(struct node *n, void *arg), void *arg)
 {
 	pthread_mutex_lock(&n->lock);
+	if (n->backing_private) {
+		pthread_mutex_unlock(&n->lock);
+		return -EBUSY;
+	}
 	if (n->backing_id <= 0) {
 		int fd = open_fd(n, arg);
 		int id = fd < 0 ? fd : passthrough_backing_open(fd);
@@ -311,12 +315,26 @@ int inode_backing_get(struct node *n, int (*open_fd)(struct node *n, void *arg),
 	return id;
 }
 
+int inode_backing_claim(struct node *n, int fd)
+{
+	pthread_mutex_lock(&n->lock);
+	int id = n->backing_users > 0 ? -EBUSY : passthrough_backing_open(fd);
+	if (id > 0) {
+		n->backing_id = id;
+		n->backing_users = 1;
+		n->backing_private = 1;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return id;
+}
+
 void inode_backing_put(struct node *n)
 {
 	pthread_mutex_lock(&n->lock);
 	if (--n->backing_users == 0) {
 		passthrough_backing_close(n->backing_id);
 		n->backing_id = 0;
+		n->backing_private = 0;
 	}
 	pthread_mutex_unlock(&n->lock);
 }

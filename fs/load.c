@@ -99,12 +99,12 @@ static struct load_stage *stage_new(fuse_req_t req, int dirfd, const char *name,
 	return s;
 }
 
-/* Hand the staged bytes to the loader. Caller holds s->lock. */
-static int stage_load(struct load_stage *s)
+int load_from_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, gid_t gid,
+		 const char *name)
 {
 	char why[256] = "";
 	struct stat st;
-	int rc = fstat(s->memfd, &st) < 0 ? -errno : 0;
+	int rc = fstat(fd, &st) < 0 ? -errno : 0;
 	void *bytes = NULL;
 	size_t len = rc == 0 ? (size_t)st.st_size : 0;
 	if (rc == 0 && len == 0) {
@@ -112,7 +112,7 @@ static int stage_load(struct load_stage *s)
 		snprintf(why, sizeof why, "the file is empty");
 	}
 	if (rc == 0) {
-		bytes = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, s->memfd, 0);
+		bytes = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 		if (bytes == MAP_FAILED) {
 			bytes = NULL;
 			rc = -errno;
@@ -120,25 +120,21 @@ static int stage_load(struct load_stage *s)
 		}
 	}
 	enum load_result did = LOAD_CREATED;
-	if (rc == 0 && s->imod) {
-		rc = load_mrc_imod(s->dirfd, s->object, bytes, len, s->uid, s->gid, &did, why,
-				   sizeof why);
+	if (rc == 0 && imod) {
+		rc = load_mrc_imod(dirfd, object, bytes, len, uid, gid, &did, why, sizeof why);
 	} else if (rc == 0) {
 		struct load_image img;
 		rc = load_fits_decode(bytes, len, &img, why, sizeof why);
 		if (rc == 0) {
-			rc = load_stream(s->dirfd, s->object, &img, s->uid, s->gid, &did, why,
-					 sizeof why);
+			rc = load_stream(dirfd, object, &img, uid, gid, &did, why, sizeof why);
 			load_image_free(&img);
 		}
 	}
 	if (bytes)
 		munmap(bytes, len);
-	/* Tried: the same bytes would fail the same way at the next close. */
-	s->dirty = 0;
 	if (rc < 0) {
-		shm_log(SHM_LOG_WARN, "%s: not loaded, %s left as it was: %s", s->name,
-			s->imod ? s->object : "the stream", why[0] ? why : strerror(-rc));
+		shm_log(SHM_LOG_WARN, "%s: not loaded, %s left as it was: %s", name,
+			imod ? object : "the stream", why[0] ? why : strerror(-rc));
 		/* The errors a copy can be told about; the log has the rest. */
 		if (rc != -EINVAL && rc != -EIO && rc != -ENOSPC && rc != -ENOMEM &&
 		    rc != -EACCES && rc != -EPERM)
@@ -146,10 +142,18 @@ static int stage_load(struct load_stage *s)
 		return rc;
 	}
 	static const char *const what[] = {"created", "updated", "replaced"};
-	shm_log(SHM_LOG_INFO, "%s: loaded: %s %s%s %s", s->name, s->imod ? "IMOD file" : "stream",
-		s->object, s->imod ? "" : ISIO_SUFFIX,
-		(unsigned)did < 3 ? what[did] : "loaded");
+	shm_log(SHM_LOG_INFO, "%s: loaded: %s %s%s %s", name, imod ? "IMOD file" : "stream",
+		object, imod ? "" : ISIO_SUFFIX, (unsigned)did < 3 ? what[did] : "loaded");
 	return 0;
+}
+
+/* Hand the staged bytes to the loader. Caller holds s->lock. */
+static int stage_load(struct load_stage *s)
+{
+	int rc = load_from_fd(s->dirfd, s->object, s->imod, s->memfd, s->uid, s->gid, s->name);
+	/* Tried: the same bytes would fail the same way at the next close. */
+	s->dirty = 0;
+	return rc;
 }
 
 static void load_close(struct shmfs *fs, struct open_item *item)

@@ -26,7 +26,10 @@
 
 #define GROUPS_ON_STACK 256
 
-/* The daemon's own identity; written once by creds_init(). */
+/* The daemon's own identity; written once by creds_init(). A daemon that
+ * is not root can act as nobody but itself (and serves only itself, without
+ * allow_other): its scopes change nothing. */
+static int can_switch;
 static uid_t own_uid;
 static gid_t own_gid;
 static gid_t *own_groups;
@@ -36,6 +39,7 @@ int creds_init(void)
 {
 	own_uid = geteuid();
 	own_gid = getegid();
+	can_switch = own_uid == 0;
 	int n = getgroups(0, NULL);
 	if (n < 0)
 		return -errno;
@@ -73,6 +77,8 @@ int creds_enter(fuse_req_t req)
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	gid_t stack[GROUPS_ON_STACK], *groups = stack;
 	int n = 0;
+	if (!can_switch)
+		return 0;
 	/* Root passes every check whatever its groups: no need to read them. */
 	if (ctx->uid != 0) {
 		n = fuse_req_getgroups(req, GROUPS_ON_STACK, stack);
@@ -107,6 +113,8 @@ int creds_enter(fuse_req_t req)
 
 void creds_leave(void)
 {
+	if (!can_switch)
+		return;
 	if (set_fsuid(own_uid) < 0 || set_fsgid(own_gid) < 0 ||
 	    set_groups(own_ngroups, own_groups) < 0) {
 		shm_log(SHM_LOG_ERR, "cannot take the daemon's own credentials back: %s",

@@ -26,7 +26,8 @@ int creds_init(void);
  * thread's effective set with the change of fsuid, as the kernel does for
  * any process, so the thread has exactly that user's powers over files.
  * Only this thread changes (raw system calls: glibc's wrappers would change
- * every thread). Returns 0, or -errno with nothing changed.
+ * every thread). A daemon that is not root changes nothing (it can act only
+ * as itself). Returns 0, or -errno with nothing changed.
  *
  * Between creds_enter() and creds_leave() do only the system calls that act
  * for the user: nothing that needs root (open_by_handle_at,

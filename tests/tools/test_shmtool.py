@@ -163,7 +163,7 @@ class ShmtoolCase(unittest.TestCase):
 class HelpTest(ShmtoolCase):
 
     def test_every_command_has_help(self):
-        for cmd in ('ls', 'info', 'load', 'save', 'link', 'rm', 'clean'):
+        for cmd in ('ls', 'info', 'top', 'load', 'save', 'link', 'rm', 'clean'):
             r = self.run_tool(cmd, '--help')
             self.assertTrue(r.stdout.startswith(f'usage: shmtool {cmd}'), r.stdout)
         self.assertIn('shmtool clean', self.run_tool('--help').stdout)
@@ -257,7 +257,7 @@ class ListTest(ShmtoolCase):
         rows = {line.split('\t')[0]: line.split('\t') for line in lines}
         self.assertNotIn('NAME', rows)
         for fields in rows.values():
-            self.assertEqual(len(fields), 9, fields)
+            self.assertEqual(len(fields), 11, fields)   # ... DETAILS, HZ, PROCESSES
         self.assertEqual(rows['cam.im.shm'][1:8],
                          ['posix', 'stream', 'float32', '64,48', str(os.path.getsize(
                              os.path.join(SHM, 'cam.im.shm'))), 'root', '0666'])
@@ -272,7 +272,7 @@ class ListTest(ShmtoolCase):
         self.assertEqual(names[:len(posix)], sorted(posix))
         long_rows = [line.split('\t') for line in self.run_tool('ls', '-l').stdout.splitlines()]
         for fields in long_rows:
-            self.assertEqual(len(fields), 11, fields)
+            self.assertEqual(len(fields), 13, fields)
         cam = next(f for f in long_rows if f[0] == 'cam.im.shm')
         self.assertEqual(cam[7], 'root')
         self.assertRegex(cam[9], r'^\d{4}-\d\d-\d\d \d\d:\d\d$')

@@ -14,7 +14,6 @@ import shutil
 import struct
 import subprocess
 import tempfile
-import threading
 import unittest
 
 import numpy as np
@@ -384,28 +383,13 @@ class SaveTest(ShmtoolCase):
     def test_consistent_frames_under_a_writer(self):
         dims = (256, 256)
         self.stream('fast', 9, dims)
-        w = isio.Writer(os.path.join(SHM, 'fast.im.shm'))
-        stop = threading.Event()
-
-        def write():
-            n = 0
-            while not stop.is_set():
-                n += 1
-                w.frame(np.full(dims[::-1], n, np.float32).tobytes())
-
-        t = threading.Thread(target=write)
-        t.start()
-        try:
+        with isio.busy_writer(os.path.join(SHM, 'fast.im.shm'), dims):
             for i in range(8):
                 out = os.path.join(self.tmp, f'f{i}.fits')
                 self.run_tool('save', 'fast', out)
                 hdr, data = self.fits_data(out)
                 self.assertTrue((data == data.flat[0]).all(), f'frame {i} torn')
                 self.assertEqual(hdr['CNT0'], int(data.flat[0]))
-        finally:
-            stop.set()
-            t.join()
-            w.close()
 
     def test_imod(self):
         import mrcfile

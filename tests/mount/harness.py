@@ -112,14 +112,17 @@ def daemon_pids(mountpoint):
 
 
 def in_private_namespaces():
-    """Whether this process's IPC and mount namespaces differ from those of
-    one of its ancestors (as under `unshare --ipc --mount`)."""
+    """Whether this process runs in IPC and mount namespaces of its own:
+    those tests/private made (it names them in SHMFS_PRIVATE_NS), or ones
+    that differ from an ancestor's (as under `unshare --ipc --mount`)."""
     def ns(pid, kind):
         try:
             return os.readlink(f'/proc/{pid}/ns/{kind}')
         except OSError:
             return None
     mine = (ns('self', 'ipc'), ns('self', 'mnt'))
+    if os.environ.get('SHMFS_PRIVATE_NS', '').split() == list(mine):
+        return True
     private = [False, False]
     pid = os.getppid()
     while pid > 1 and not all(private):
@@ -133,6 +136,22 @@ def in_private_namespaces():
         except (OSError, ValueError, IndexError):
             break
     return all(private)
+
+
+FUSECTL = '/sys/fs/fuse/connections'
+
+
+def fuse_connection_dir(dev):
+    """The fusectl directory of the FUSE connection of a mount whose device
+    is DEV ('major:minor', as mountinfo gives it). fusectl is mounted at
+    /sys/fs/fuse/connections here if it is not yet: the tests run in a
+    mount namespace of their own (in_private_namespaces), so the mount is
+    theirs and goes with them."""
+    if mountinfo(FUSECTL) is None:
+        subprocess.run(['mount', '-t', 'fusectl', 'fusectl', FUSECTL],
+                       check=True, capture_output=True)
+    major, minor = (int(x) for x in dev.split(':'))
+    return os.path.join(FUSECTL, str(os.makedev(major, minor)))
 
 
 def wait_until(predicate, timeout, interval=0.01):
@@ -220,14 +239,12 @@ class Daemon:
         return problems
 
     def _abort_connection(self):
-        if not self.dev:
+        if not self.dev or not in_private_namespaces():
             return
-        major, minor = (int(x) for x in self.dev.split(':'))
-        path = f'/sys/fs/fuse/connections/{os.makedev(major, minor)}/abort'
         try:
-            with open(path, 'w') as f:
+            with open(os.path.join(fuse_connection_dir(self.dev), 'abort'), 'w') as f:
                 f.write('1')
-        except OSError:
+        except (OSError, subprocess.CalledProcessError):
             pass
 
 

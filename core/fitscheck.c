@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <fitsio.h>
 /* CFITSIO's internal header, installed with it: the card parsers (ffgknm,
@@ -133,7 +134,8 @@ static int mandatory(const struct header *h, size_t i, const char *name, long lo
 /* What every card of one header says about the structure, each copy of a
  * keyword checked (CFITSIO reads the first of some, the last of others). */
 struct scan {
-	int zimage, rice, groups;
+	int zimage, rice, groups, has_zcmptype, zcmptype_ok, data_column;
+	char zcmptype[FLEN_VALUE];
 	long long pcount, gcount, tfields, theap, zbitpix, znaxis, dims[3], tiles[3], val1, val2;
 	int has_pcount, has_gcount, has_tfields, has_theap, has_zbitpix, has_znaxis, has_val1,
 		has_val2;
@@ -173,7 +175,21 @@ static int scan_header(const struct header *h, struct scan *s, char *why, size_t
 		} else if (strcmp(name, "GROUPS") == 0) {
 			s->groups = 1;
 		} else if (strcmp(name, "ZCMPTYPE") == 0) {
+			char value[FLEN_VALUE], comment[FLEN_COMMENT], text[FLEN_VALUE] = "";
+			int status = 0;
 			s->rice |= memmem(c + 10, FITS_CARD - 10, "RICE", 4) != NULL; /* RICE_1, RICE_ONE */
+			good = ffpsvc(card, value, comment, &status) == 0 &&
+			       ffc2s(value, text, &status) == 0 &&
+			       (!s->has_zcmptype || strcmp(text, s->zcmptype) == 0);
+			snprintf(s->zcmptype, sizeof s->zcmptype, "%s", text);
+			s->has_zcmptype = 1;
+		} else if (fitscheck_indexed(name, "TTYPE", 0)) {
+			/* CFITSIO needs this column, found without case */
+			char value[FLEN_VALUE], comment[FLEN_COMMENT], text[FLEN_VALUE] = "";
+			int status = 0;
+			if (ffpsvc(card, value, comment, &status) == 0 &&
+			    ffc2s(value, text, &status) == 0 && strcasecmp(text, "COMPRESSED_DATA") == 0)
+				s->data_column = atoi(name + 5);
 		} else if (strcmp(name, "PCOUNT") == 0) {
 			good = fitscheck_card_int(card, &v) == 0 && agree(&s->pcount, &s->has_pcount, v);
 		} else if (strcmp(name, "GCOUNT") == 0) {
@@ -308,7 +324,7 @@ static int image_hdu(const struct header *h, const struct scan *s, size_t len,
 static int compressed_hdu(const struct header *h, const struct scan *s, size_t len,
 			  struct fitscheck_layout *lay, char *why, size_t whylen)
 {
-	long long v, naxis1, naxis2, pcount;
+	long long v, naxis1, naxis2, pcount, tfields;
 	int rc;
 	if ((rc = mandatory(h, 1, "BITPIX", 8, 8, &v, why, whylen)) < 0 ||
 	    (rc = mandatory(h, 2, "NAXIS", 2, 2, &v, why, whylen)) < 0 ||
@@ -316,7 +332,7 @@ static int compressed_hdu(const struct header *h, const struct scan *s, size_t l
 	    (rc = mandatory(h, 4, "NAXIS2", 0, INT64_MAX, &naxis2, why, whylen)) < 0 ||
 	    (rc = mandatory(h, 5, "PCOUNT", 0, INT64_MAX, &pcount, why, whylen)) < 0 ||
 	    (rc = mandatory(h, 6, "GCOUNT", 1, 1, &v, why, whylen)) < 0 ||
-	    (rc = mandatory(h, 7, "TFIELDS", 0, 999, &v, why, whylen)) < 0)
+	    (rc = mandatory(h, 7, "TFIELDS", 0, 999, &tfields, why, whylen)) < 0)
 		return rc;
 	if (!s->zimage)
 		FAIL(EINVAL, "the primary HDU has no image and the first extension is a table");
@@ -335,22 +351,39 @@ static int compressed_hdu(const struct header *h, const struct scan *s, size_t l
 	rc = loadable((int)s->znaxis, s->dims, lay, why, whylen);
 	if (rc < 0)
 		return rc;
-	uint64_t pixels = 1;
+	uint64_t pixels = 1, tiles = 1;
 	for (int i = 0; i < lay->naxis; i++) {
 		long long tile = s->tiles[i] ? s->tiles[i] : i == 0 ? s->dims[0] : 1;
 		if (tile > s->dims[i])
 			FAIL(EINVAL, "the compressed image's axis %d (%lld, tiles of %lld) is unusable",
 			     i + 1, s->dims[i], tile);
 		pixels *= (uint64_t)tile; /* <= 2^24 x 2^32: no overflow */
+		tiles *= (uint64_t)((s->dims[i] - 1) / tile + 1); /* <= the image's pixels */
 		if (pixels > FITSCHECK_MAX_TILE_PIXELS)
 			FAIL(EFBIG, "the compressed image's tiles are larger than %llu pixels",
 			     (unsigned long long)FITSCHECK_MAX_TILE_PIXELS);
 	}
+	/* CFITSIO reads the compression parameters when it moves to the HDU,
+	 * and a failure there is not reported: the move succeeds and the
+	 * decoder runs on parameters never set (a huge allocation, a read far
+	 * outside the file; found by fuzz_load). So each must be as it needs:
+	 * a tile a row, an algorithm it decodes safely, RICE's block size
+	 * (ZVAL1, required) and bytes a pixel, the COMPRESSED_DATA column. */
+	if ((uint64_t)naxis2 != tiles)
+		FAIL(EINVAL, "the compressed image's table has %lld rows (NAXIS2) for %llu tiles",
+		     naxis2, (unsigned long long)tiles);
+	if (!s->has_zcmptype ||
+	    (strcasecmp(s->zcmptype, "RICE_1") != 0 && strcasecmp(s->zcmptype, "RICE_ONE") != 0 &&
+	     strcasecmp(s->zcmptype, "GZIP_1") != 0 && strcasecmp(s->zcmptype, "GZIP_2") != 0))
+		FAIL(EINVAL, "tile compression ZCMPTYPE '%.20s' is not supported (RICE_1 and GZIP are)",
+		     s->zcmptype);
 	/* RICE: ZVAL1 the block size (16 or 32), ZVAL2 bytes a pixel. */
-	if (s->rice && ((s->has_val1 && s->val1 != 16 && s->val1 != 32) ||
+	if (s->rice && ((!s->has_val1 || (s->val1 != 16 && s->val1 != 32)) ||
 			(s->has_val2 && s->val2 != 1 && s->val2 != 2 && s->val2 != 4 && s->val2 != 8)))
 		FAIL(EINVAL, "the RICE_1 parameters (ZVAL1 %lld, ZVAL2 %lld) are unusable", s->val1,
 		     s->val2);
+	if (s->data_column < 1 || s->data_column > tfields)
+		FAIL(EINVAL, "no TTYPEn of the compressed image's table is COMPRESSED_DATA");
 	return data_in(h, bytes, len, lay, why, whylen);
 }
 

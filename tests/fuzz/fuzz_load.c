@@ -35,14 +35,6 @@ const char *__lsan_default_suppressions(void)
 	return "leak:libcfitsio.so\n";
 }
 
-/* CFITSIO sizes some allocations by header values; in the daemon an
- * impossible calloc returns NULL and CFITSIO reports an error, as here. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-	return "allocator_may_return_null=1";
-}
-
 /* The streams and IMOD files go to a tmpfs of this process's own, in a
  * mount namespace of its own, so nothing a run leaves (it may die of an
  * out-of-memory report, which runs no exit handler) outlives it, and the

@@ -14,6 +14,7 @@
 #include "fitscheck.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,14 @@ static int agree(long long *slot, int *seen, long long v)
 	return same;
 }
 
+/* The integer value of CARD, from LO to HI and the same as any copy seen
+ * before, recorded in *SLOT and *SEEN (agree). */
+static int agreed_int(char *card, long long lo, long long hi, long long *slot, int *seen)
+{
+	long long v;
+	return fitscheck_card_int(card, &v) == 0 && v >= lo && v <= hi && agree(slot, seen, v);
+}
+
 /* Every card of H. Returns 0 or -EINVAL with a sentence in WHY. */
 static int scan_header(const struct header *h, struct scan *s, char *why, size_t whylen)
 {
@@ -191,19 +200,17 @@ static int scan_header(const struct header *h, struct scan *s, char *why, size_t
 			    ffc2s(value, text, &status) == 0 && strcasecmp(text, "COMPRESSED_DATA") == 0)
 				s->data_column = atoi(name + 5);
 		} else if (strcmp(name, "PCOUNT") == 0) {
-			good = fitscheck_card_int(card, &v) == 0 && agree(&s->pcount, &s->has_pcount, v);
+			good = agreed_int(card, LLONG_MIN, LLONG_MAX, &s->pcount, &s->has_pcount);
 		} else if (strcmp(name, "GCOUNT") == 0) {
-			good = fitscheck_card_int(card, &v) == 0 && agree(&s->gcount, &s->has_gcount, v);
+			good = agreed_int(card, LLONG_MIN, LLONG_MAX, &s->gcount, &s->has_gcount);
 		} else if (strcmp(name, "TFIELDS") == 0) {
-			good = fitscheck_card_int(card, &v) == 0 && v >= 0 && v <= 999 &&
-			       agree(&s->tfields, &s->has_tfields, v);
+			good = agreed_int(card, 0, 999, &s->tfields, &s->has_tfields);
 		} else if (strcmp(name, "THEAP") == 0) {
-			good = fitscheck_card_int(card, &v) == 0 && agree(&s->theap, &s->has_theap, v);
+			good = agreed_int(card, LLONG_MIN, LLONG_MAX, &s->theap, &s->has_theap);
 		} else if (strcmp(name, "ZBITPIX") == 0) {
-			good = fitscheck_card_int(card, &v) == 0 && agree(&s->zbitpix, &s->has_zbitpix, v);
+			good = agreed_int(card, LLONG_MIN, LLONG_MAX, &s->zbitpix, &s->has_zbitpix);
 		} else if (strcmp(name, "ZNAXIS") == 0) {
-			good = fitscheck_card_int(card, &v) == 0 && v >= 1 && v <= 3 &&
-			       agree(&s->znaxis, &s->has_znaxis, v);
+			good = agreed_int(card, 1, 3, &s->znaxis, &s->has_znaxis);
 		} else if (strcmp(name, "ZVAL1") == 0 || strcmp(name, "ZVAL2") == 0) {
 			/* only RICE's are checked (below): other algorithms' may be reals */
 			int first = name[4] == '1';

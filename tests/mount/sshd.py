@@ -22,6 +22,8 @@ import socket
 import subprocess
 import time
 
+import harness
+
 SSHD = '/usr/sbin/sshd'
 PRIVSEP_DIR = '/run/sshd'   # compiled into Debian's sshd
 HOST = 'host'
@@ -81,7 +83,7 @@ class SSHServer:
     def _privsep_dir(self):
         if os.path.isdir(PRIVSEP_DIR):
             return
-        if os.readlink('/proc/self/ns/mnt') == os.readlink(f'/proc/{os.getppid()}/ns/mnt'):
+        if not harness.in_private_namespaces():
             raise RuntimeError(f'{PRIVSEP_DIR} is missing and this is not a private mount '
                                'namespace: run under unshare --mount')
         subprocess.run(['mount', '-t', 'tmpfs', '-o', 'mode=0755', 'shmfs-test-run', '/run'],

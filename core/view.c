@@ -11,6 +11,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "guard.h"
+
 static size_t out_size(enum view_format f, enum elem_type t)
 {
 	struct elem_fits ef;
@@ -148,37 +150,60 @@ struct write_range {
 	uint64_t offset, first, end;
 	int out;
 	int rc;
+	unsigned char *buf, *in; /* the chunk converted, and read (from FD) */
+	unsigned char *dst;      /* or the file image in memory, converted into */
 };
+
+static void write_chunks(void *arg)
+{
+	struct write_range *w = arg;
+	const struct view_image *v = w->v;
+	size_t es = elem_size(v->type), os = view_elem(v);
+	size_t per = CHUNK / (es > os ? es : os);
+	for (uint64_t i = w->first; w->rc == 0 && i < w->end; i += per) {
+		size_t n = w->end - i < per ? (size_t)(w->end - i) : per;
+		const unsigned char *from = w->src ? w->src + i * es : w->in;
+		if (!w->src && pread_full(w->fd, w->in, n * es, w->offset + i * es) != (ssize_t)(n * es)) {
+			w->rc = -EIO;
+			break;
+		}
+		if (w->dst) {
+			unsigned char *to = w->dst + v->header_len + i * os;
+			if (v->format == VIEW_FITS)
+				elem_to_fits(v->type, from, to, n);
+			else
+				memcpy(to, from, n * es);
+			continue;
+		}
+		const void *put = from;
+		if (v->format == VIEW_FITS) {
+			elem_to_fits(v->type, from, w->buf, n);
+			put = w->buf;
+		}
+		w->rc = view_pwrite(w->out, put, n * os, v->header_len + i * os);
+	}
+}
 
 static void *write_range(void *arg)
 {
 	struct write_range *w = arg;
 	const struct view_image *v = w->v;
 	size_t es = elem_size(v->type), os = view_elem(v);
-	size_t per = CHUNK / (es > os ? es : os);
 	uint64_t bytes = (w->end - w->first) * (es > os ? es : os);
 	/* No bigger than the pixels: small frames, taken again and again under
 	 * a busy writer, must not cost a fresh megabyte each time. */
-	unsigned char *in = NULL, *buf = malloc(bytes < CHUNK ? (bytes ? bytes : 1) : CHUNK);
-	if (!w->src && buf)
-		in = malloc(bytes < CHUNK ? (bytes ? bytes : 1) : CHUNK);
-	w->rc = buf && (w->src || in) ? 0 : -ENOMEM;
-	for (uint64_t i = w->first; w->rc == 0 && i < w->end; i += per) {
-		size_t n = w->end - i < per ? (size_t)(w->end - i) : per;
-		const unsigned char *from = w->src ? w->src + i * es : in;
-		if (!w->src && pread_full(w->fd, in, n * es, w->offset + i * es) != (ssize_t)(n * es)) {
-			w->rc = -EIO;
-			break;
-		}
-		const void *put = from;
-		if (v->format == VIEW_FITS) {
-			elem_to_fits(v->type, from, buf, n);
-			put = buf;
-		}
-		w->rc = view_pwrite(w->out, put, n * os, v->header_len + i * os);
-	}
-	free(in);
-	free(buf);
+	size_t cap = bytes < CHUNK ? (bytes ? (size_t)bytes : 1) : CHUNK;
+	w->buf = w->dst ? NULL : malloc(cap);
+	w->in = !w->src && (w->buf || w->dst) ? malloc(cap) : NULL;
+	w->rc = (w->buf || w->dst) && (w->src || w->in) ? 0 : -ENOMEM;
+	/* Memory may be a mapping of an object another process shrinks: this
+	 * thread turns the SIGBUS into -EFAULT too. */
+	if (w->rc == 0 && w->src && guard_call(write_chunks, w) < 0)
+		w->rc = -EFAULT;
+	else if (w->rc == 0 && !w->src)
+		write_chunks(w);
+	free(w->in);
+	free(w->buf);
 	return NULL;
 }
 
@@ -187,9 +212,9 @@ static void *write_range(void *arg)
 #define PARALLEL_BYTES ((uint64_t)8 << 20)
 
 static int write_all(const struct view_image *v, const void *src, int fd, uint64_t offset,
-		     int out)
+		     int out, unsigned char *dst)
 {
-	struct write_range first = {v, src, fd, offset, 0, v->nelement, out, 0};
+	struct write_range first = {v, src, fd, offset, 0, v->nelement, out, 0, NULL, NULL, dst};
 	if (v->data_len < PARALLEL_BYTES) {
 		write_range(&first);
 		return first.rc;
@@ -209,12 +234,17 @@ static int write_all(const struct view_image *v, const void *src, int fd, uint64
 
 int view_write_mem(const struct view_image *v, const void *src, int out)
 {
-	return write_all(v, src, -1, 0, out);
+	return write_all(v, src, -1, 0, out, NULL);
+}
+
+int view_write_map(const struct view_image *v, const void *src, unsigned char *dst)
+{
+	return write_all(v, src, -1, 0, -1, dst);
 }
 
 int view_write_fd(const struct view_image *v, int fd, uint64_t offset, int out)
 {
-	return write_all(v, NULL, fd, offset, out);
+	return write_all(v, NULL, fd, offset, out, NULL);
 }
 
 int view_extract_fd(const struct view_image *v, int in, int fd, uint64_t offset)

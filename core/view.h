@@ -33,10 +33,15 @@ int view_layout(struct view_image *v, enum view_format f, enum elem_type t, uint
 		uint64_t header_len);
 
 /* Write the data part of V into file OUT at byte V->header_len: the
- * NELEMENT native elements at SRC, converted (FITS) or as they are (MRC).
- * The padding is the caller's (a file sized to V->file_size reads zeros
- * there). Returns 0 or -errno (-ENOSPC on a full tmpfs). */
+ * NELEMENT native elements at SRC, converted (FITS) or as they are (MRC),
+ * two threads for large images. SRC may be a shared mapping another process
+ * can shrink: a SIGBUS gives -EFAULT. The padding is the caller's (a file
+ * sized to V->file_size reads zeros there). Returns 0 or -errno (-ENOSPC on
+ * a full tmpfs). */
 int view_write_mem(const struct view_image *v, const void *src, int out);
+/* The same into the view file mapped at DST (V->file_size bytes, the data
+ * from DST + V->header_len): no system call at all. */
+int view_write_map(const struct view_image *v, const void *src, unsigned char *dst);
 /* The same from the object's pixels at byte OFFSET of descriptor FD, read
  * with pread a chunk at a time (two threads for large images). Returns 0,
  * -EIO when the object is shorter than the pixels, or -errno. */

@@ -156,6 +156,11 @@ struct node *inode_get_view_gen(struct inode_table *t, int fd, dev_t dev, ino_t 
 				uint32_t variant, int shmid, struct view_gen *gen,
 				int (*same)(const struct view_gen *current, const struct view_gen *gen),
 				struct node **replaced);
+/* The current node of view (DEV, INO, VARIANT) if SAME(its gen, GEN) says
+ * a lookup may answer with it, with one more kernel reference; else NULL. */
+struct node *inode_find_view(struct inode_table *t, dev_t dev, ino_t ino, uint32_t variant,
+			     int (*same)(const struct view_gen *current, const struct view_gen *gen),
+			     const struct view_gen *gen);
 /* View node N is no longer its view's current node (a writable open owns
  * it): later lookups make a fresh node. Returns whether it was current. */
 int inode_view_retire(struct inode_table *t, struct node *n);
@@ -183,6 +188,11 @@ int inode_backing_get(struct node *n, int (*open_fd)(struct node *n, void *arg),
  * inode_backing_put(), or -EBUSY (serve that open through the daemon). */
 int inode_backing_claim(struct node *n, int fd);
 void inode_backing_put(struct node *n);
+/* With N->lock held: take one more reference on N's shared backing id, if
+ * it has one (returns 1; pair with inode_backing_put_locked), and drop one.
+ * A view keeps its frame's backing registered between opens this way. */
+int inode_backing_hold_locked(struct node *n);
+void inode_backing_put_locked(struct node *n);
 
 /* A handle of an open raw file (fi->fh). */
 struct handle {

@@ -80,5 +80,11 @@ void view_poll(fuse_req_t req, struct handle *h, struct fuse_pollhandle *ph);
 void viewpoll_forget(struct handle *h);
 /* Stop every stream watch (at exit, after every handle is closed). */
 void viewpoll_stop_all(void);
+/* viewspare.c: stop the worker that makes snapshot files ahead. */
+void viewspare_stop(void);
+/* At exit, after every handle is closed and while the device is still
+ * open: stop the watches and the worker, let go of idle snapshots (and the
+ * backing ids kept for them). */
+void view_stop_all(void);
 
 #endif

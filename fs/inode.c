@@ -282,6 +282,25 @@ struct node *inode_get_view_gen(struct inode_table *t, int fd, dev_t dev, ino_t 
 	return n;
 }
 
+struct node *inode_find_view(struct inode_table *t, dev_t dev, ino_t ino, uint32_t variant,
+			     int (*same)(const struct view_gen *current, const struct view_gen *gen),
+			     const struct view_gen *gen)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t b = bucket_of(t, NODE_VIEW, (uint64_t)dev, (uint64_t)ino, variant);
+	struct node *found = NULL;
+	for (struct node *n = t->buckets[b]; n && !found; n = n->hash_next)
+		if (n->kind == NODE_VIEW && n->view_current && n->dev == dev && n->ino == ino &&
+		    n->variant == variant)
+			found = n;
+	if (found && found->gen && same(found->gen, gen))
+		found->nlookup++;
+	else
+		found = NULL;
+	pthread_mutex_unlock(&t->lock);
+	return found;
+}
+
 int inode_view_retire(struct inode_table *t, struct node *n)
 {
 	pthread_mutex_lock(&t->lock);
@@ -391,14 +410,27 @@ int inode_backing_claim(struct node *n, int fd)
 	return id;
 }
 
-void inode_backing_put(struct node *n)
+int inode_backing_hold_locked(struct node *n)
 {
-	pthread_mutex_lock(&n->lock);
+	if (n->backing_id <= 0 || n->backing_private)
+		return 0;
+	n->backing_users++;
+	return 1;
+}
+
+void inode_backing_put_locked(struct node *n)
+{
 	if (--n->backing_users == 0) {
 		passthrough_backing_close(n->backing_id);
 		n->backing_id = 0;
 		n->backing_private = 0;
 	}
+}
+
+void inode_backing_put(struct node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	inode_backing_put_locked(n);
 	pthread_mutex_unlock(&n->lock);
 }
 

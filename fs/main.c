@@ -310,7 +310,7 @@ int main(int argc, char *argv[])
 	}
 	ret = ret ? 1 : 0;
 	open_close_all(&fs); /* what the kernel never released, while the device is open */
-	viewpoll_stop_all();
+	view_stop_all();
 
 out_unmount:
 	fuse_session_unmount(se);

@@ -39,6 +39,17 @@ void probe_free(struct probe *p)
 	fitshdr_free(&p->fits);
 	free(p->raw);
 	p->raw = NULL;
+	free(p->keywords);
+	p->keywords = NULL;
+}
+
+/* Keywords change without a new frame: they are part of its key. */
+static uint64_t keyword_hash(const struct probe *p, const unsigned char *keywords)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; keywords && i < (size_t)p->stream.nbkw * ISIO_KW_SIZE; i++)
+		h = (h ^ keywords[i]) * 1099511628211ull;
+	return h;
 }
 
 int probe_stream_header(struct probe *p, const unsigned char *meta, const unsigned char *keywords,
@@ -46,42 +57,23 @@ int probe_stream_header(struct probe *p, const unsigned char *meta, const unsign
 {
 	fitshdr_free(&p->fits);
 	fitshdr_init(&p->fits);
-	/* Keywords change without a new frame: they are part of its key. */
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; keywords && i < (size_t)p->stream.nbkw * ISIO_KW_SIZE; i++)
-		h = (h ^ keywords[i]) * 1099511628211ull;
-	p->kwhash = h;
+	p->kwhash = keyword_hash(p, keywords);
 	int rc = view_stream_header(&p->stream, meta, keywords, q, &p->fits);
 	if (rc == 0)
 		p->header_len = fitshdr_size(&p->fits);
 	return rc;
 }
 
-/* The FITS header of a stream, from its metadata and keywords as they are. */
-static int stream_header(struct probe *p, const unsigned char *meta)
+/* A stream: its metadata and keywords as they are (and its frame key);
+ * with HEADER, the FITS header made from them. */
+static int probe_stream(struct probe *p, const char *objname, int quiet, int header)
 {
-	const struct isio_stream *s = &p->stream;
-	size_t kwlen = (size_t)s->nbkw * ISIO_KW_SIZE;
-	unsigned char *kw = kwlen ? malloc(kwlen) : NULL;
-	if (kwlen && !kw)
-		return -ENOMEM;
-	if (kwlen && pread(p->fd, kw, kwlen, (off_t)s->off_keywords) != (ssize_t)kwlen) {
-		free(kw);
-		return -EIO;
-	}
-	int rc = probe_stream_header(p, meta, kw, ISIO_FRAME_WHOLE);
-	free(kw);
-	return rc;
-}
-
-static int probe_stream(struct probe *p, const char *objname, int quiet)
-{
-	unsigned char meta[ISIO_META_SIZE];
 	char why[160];
-	ssize_t got = pread(p->fd, meta, sizeof meta, 0);
+	ssize_t got = pread(p->fd, p->meta, sizeof p->meta, 0);
 	if (got < 0)
 		return -errno;
-	int rc = isio_parse(meta, (size_t)got, (uint64_t)p->st.st_size, &p->stream, why, sizeof why);
+	int rc = isio_parse(p->meta, (size_t)got, (uint64_t)p->st.st_size, &p->stream, why,
+			    sizeof why);
 	if (rc < 0) {
 		if (!quiet)
 			shm_log_once(SHM_LOG_INFO, "%s: not a valid ImageStreamIO stream, no view: %s",
@@ -92,7 +84,25 @@ static int probe_stream(struct probe *p, const char *objname, int quiet)
 	p->type = p->stream.type;
 	p->nelement = p->stream.nelement;
 	p->data_offset = p->stream.off_data;
-	return stream_header(p, meta);
+	size_t kwlen = (size_t)p->stream.nbkw * ISIO_KW_SIZE;
+	p->keywords = malloc(kwlen ? kwlen : 1);
+	if (!p->keywords)
+		return -ENOMEM;
+	if (kwlen && pread(p->fd, p->keywords, kwlen, (off_t)p->stream.off_keywords) !=
+			     (ssize_t)kwlen)
+		return -EIO;
+	p->kwhash = keyword_hash(p, p->keywords);
+	return header ? probe_stream_header(p, p->meta, p->keywords, ISIO_FRAME_WHOLE) : 0;
+}
+
+/* The header and size of a stream probed without them. */
+static int probe_complete(struct probe *p)
+{
+	int rc = p->header_len ? 0 : probe_stream_header(p, p->meta, p->keywords, ISIO_FRAME_WHOLE);
+	if (rc == 0)
+		rc = view_size(p->format, p->type, p->nelement, p->header_len, &(uint64_t){0},
+			       &p->file_size);
+	return rc;
 }
 
 static int probe_imod(struct probe *p, const char *objname, int quiet)
@@ -159,8 +169,10 @@ static int probe_typed(struct probe *p, const char *objname, int quiet)
 	return probe_typed_image(p);
 }
 
-/* Probe object FD (adopted: closed by probe_free) as view KIND. */
-static int probe_fd(int fd, enum view_kind kind, const char *objname, int quiet, struct probe *p)
+/* Probe object FD (adopted: closed by probe_free) as view KIND; a stream
+ * without its header unless HEADER (probe_complete adds it). */
+static int probe_fd(int fd, enum view_kind kind, const char *objname, int quiet, int header,
+		    struct probe *p)
 {
 	memset(p, 0, sizeof *p);
 	p->fd = fd;
@@ -171,13 +183,13 @@ static int probe_fd(int fd, enum view_kind kind, const char *objname, int quiet,
 		return -ENOENT;
 	int rc;
 	switch (kind) {
-	case VK_STREAM_FITS: rc = probe_stream(p, objname, quiet); break;
+	case VK_STREAM_FITS: rc = probe_stream(p, objname, quiet, header); break;
 	case VK_IMOD_MRC:
 	case VK_IMOD_FITS: rc = probe_imod(p, objname, quiet); break;
 	case VK_TYPED_FITS: rc = probe_typed(p, objname, quiet); break;
 	default: rc = -ENOENT;
 	}
-	if (rc == 0)
+	if (rc == 0 && p->header_len)
 		rc = view_size(p->format, p->type, p->nelement, p->header_len, &(uint64_t){0},
 			       &p->file_size);
 	return rc;
@@ -268,7 +280,15 @@ int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse
 		if (fd < 0)
 			continue;
 		struct probe p;
-		int rc = probe_fd(fd, c[i].kind, c[i].object, 0, &p);
+		int rc = probe_fd(fd, c[i].kind, c[i].object, 0, 0, &p);
+		/* The node of the frame the object holds, when it holds its
+		 * snapshot: nothing more to make. */
+		if (rc == 0 && viewgen_find(fs, p.st.st_dev, p.st.st_ino, &p, e) == 0) {
+			probe_free(&p);
+			return 0;
+		}
+		if (rc == 0)
+			rc = probe_complete(&p);
 		if (rc == 0) {
 			int opath = openat(dir->fd, c[i].object, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			struct stat st;
@@ -339,7 +359,7 @@ int view_list(struct shmfs *fs, struct node *dir, void *snapshot)
 			if (fd < 0)
 				break;
 			struct probe p;
-			if (probe_fd(fd, kinds[k], name, 0, &p) == 0)
+			if (probe_fd(fd, kinds[k], name, 0, 0, &p) == 0)
 				rc = dirsnap_add(snapshot, views[k],
 						 p.st.st_ino ^ ((ino_t)kinds[k] << 56), S_IFREG);
 			probe_free(&p);
@@ -427,7 +447,7 @@ int probe_node(struct shmfs *fs, struct node *n, int flags, int content, struct 
 	/* The object's name (an IMOD file's says its capacity). */
 	char objname[NAME_MAX + 1];
 	fd_object_name(n->fd, objname, sizeof objname);
-	int rc = probe_fd(fd, (enum view_kind)n->variant, objname, 1, p);
+	int rc = probe_fd(fd, (enum view_kind)n->variant, objname, 1, 1, p);
 	if (rc == 0 && p->st.st_nlink == 0)
 		rc = -ESTALE; /* removed: the kernel looks the name up again */
 	snprintf(p->name, sizeof p->name, "%s", objname);

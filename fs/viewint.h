@@ -52,6 +52,8 @@ struct probe {
 	uint64_t header_len;
 	uint64_t file_size;
 	uint64_t kwhash;           /* streams: the keywords the header was made from */
+	unsigned char meta[ISIO_META_SIZE]; /* streams: the metadata probed ... */
+	unsigned char *keywords;   /* ... and the keyword slots (owned) */
 };
 
 /* view.c */
@@ -62,7 +64,8 @@ void probe_free(struct probe *p);
  * probe_free'd by the caller in every case. */
 int probe_node(struct shmfs *fs, struct node *n, int flags, int content, struct probe *p);
 /* The FITS header of stream P from META and its KEYWORDS, into p->fits,
- * p->header_len and p->kwhash. */
+ * p->header_len and p->kwhash. A probe of the key alone (view_entry's
+ * first look) leaves header_len 0. */
 int probe_stream_header(struct probe *p, const unsigned char *meta, const unsigned char *keywords,
 			enum isio_frame_quality q);
 /* The attributes of the view P probed (size: its file_size). */
@@ -109,6 +112,12 @@ int viewgen_same(const struct view_gen *current, const struct view_gen *want);
  * -errno. */
 int viewgen_entry(struct shmfs *fs, int opath, dev_t dev, ino_t ino, const struct probe *p,
 		  struct fuse_entry_param *e);
+/* The entry of the current node of view P (a light probe: the frame key,
+ * no header) when it holds that very frame's snapshot, with a kernel
+ * reference: a lookup that needs nothing made. Returns 0, or -ENOENT (go
+ * the whole way: viewgen_entry). */
+int viewgen_find(struct shmfs *fs, dev_t dev, ino_t ino, const struct probe *p,
+		 struct fuse_entry_param *e);
 /* The attributes of view node N from its snapshot, if it holds one: 1, or 0
  * (no snapshot: probe the object). */
 int viewgen_stat(struct shmfs *fs, struct node *n, struct stat *st);
@@ -139,7 +148,21 @@ int viewgen_open_shared(struct shmfs *fs, struct node *n, struct view_snap **out
  * -EBUSY. Returns 0 or -errno. */
 int viewgen_open_private(struct shmfs *fs, struct node *n, int loose_ok, struct view_snap **out,
 			 int *claimed);
+/* Keep N's backing id registered while its snapshot S is (an open just
+ * registered it): the next open of the frame costs no ioctl. */
+void viewgen_hold_backing(struct node *n, struct view_snap *s);
 /* An open of N (shared or private) holding snapshot S is closed. */
 void viewgen_close(struct shmfs *fs, struct node *n, struct view_snap *s);
+
+/* viewspare.c: snapshot files made ahead, for views this large and up. */
+#define VIEWSPARE_MIN ((uint64_t)1 << 20)
+/* A file of exactly SIZE bytes, its pages populated, mapped read-write at
+ * *MAP: 0, or -ENOENT when none is ready. The caller owns both. */
+int viewspare_take(uint64_t size, int *fd, unsigned char **map);
+/* Make a file of SIZE bytes ahead (one at a time per size). */
+void viewspare_want(uint64_t size);
+/* Unmap MAP (SIZE bytes) and close FD (unless -1) on the worker, off the
+ * caller's path. */
+void viewspare_discard(int fd, unsigned char *map, uint64_t size);
 
 #endif

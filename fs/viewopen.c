@@ -75,6 +75,8 @@ static void serve(struct handle *h, struct fuse_file_info *fi)
 		if (id > 0) {
 			h->passthrough = 1;
 			passthrough_arm_reply(id, 0);
+			if (!v->claimed)
+				viewgen_hold_backing(h->node, v->snap);
 			return;
 		}
 		shm_log_once(SHM_LOG_WARN, "passthrough refused for a view (%s): served by the "

@@ -43,6 +43,7 @@ struct view_gen {
 	struct view_snap *snap; /* the frame's shared snapshot, or NULL */
 	struct view_snap *priv; /* a claimed node: its open's private snapshot */
 	int made;               /* a snapshot was made once: losing it means ESTALE */
+	int backing;            /* holds a reference on the node's backing id (for snap) */
 	int claimed;            /* a writable open owns the node */
 	unsigned opens;
 	/* snap_lru_lock: idle snapshots, oldest first */
@@ -67,8 +68,12 @@ void viewsnap_put(struct view_snap *s)
 {
 	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL))
 		return;
-	if (s->map)
+	if (s->map && s->size >= VIEWSPARE_MIN) { /* off this thread's path */
+		viewspare_discard(s->fd, (unsigned char *)s->map, s->size);
+		s->fd = -1;
+	} else if (s->map) {
 		munmap((void *)s->map, s->size);
+	}
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->header);
@@ -105,14 +110,17 @@ static int write_header(struct view_snap *s, const struct probe *p)
 /* A stream's frame, taken in the writer's gap (isio_take_frame). Small
  * frames are copied raw inside the gap (the shortest window a writer must
  * leave) and converted after; large ones are converted into the snapshot
- * from the object's descriptor inside the window. */
+ * straight from the stream's mapping inside the window (one pass: a copy
+ * first would cost a second). */
 struct stream_take {
 	const struct isio_stream *st;
 	const unsigned char *map;
 	unsigned char *pixels;   /* small frames */
 	unsigned char *keywords;
-	struct view_image *image; /* large frames: convert to SNAP_FD */
-	int object_fd, snap_fd;
+	struct view_image *image; /* large frames: convert into DST (a spare's
+				   * mapping) or to SNAP_FD */
+	unsigned char *dst;
+	int snap_fd;
 	int rc;
 };
 
@@ -125,10 +133,33 @@ static void take_copy(const void *src, void *arg)
 		t->rc = 0;
 		return;
 	}
-	t->rc = view_write_fd(t->image, t->object_fd, t->st->off_data, t->snap_fd);
+	t->rc = t->dst ? view_write_map(t->image, src, t->dst)
+		       : view_write_mem(t->image, src, t->snap_fd);
 }
 
-static int make_stream(struct probe *p, struct view_snap *s)
+/* Make S's file a spare of SIZE bytes made ahead, if there is one. */
+static void use_spare(struct view_snap *s, uint64_t size)
+{
+	int fd;
+	unsigned char *map;
+	if (viewspare_take(size, &fd, &map) < 0)
+		return;
+	close(s->fd);
+	s->fd = fd;
+	s->map = map;
+	s->size = size;
+}
+
+/* Back to a fresh file (a spare that no longer fits). */
+static int drop_spare(struct view_snap *s)
+{
+	viewspare_discard(s->fd, (unsigned char *)s->map, s->size);
+	s->map = NULL;
+	s->fd = memfd_create("shmfs-view", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	return s->fd < 0 ? -errno : 0;
+}
+
+static int make_stream(struct probe *p, struct view_snap *s, int sealed)
 {
 	const struct isio_stream *st = &p->stream;
 	size_t map_len = (size_t)p->st.st_size;
@@ -142,10 +173,17 @@ static int make_stream(struct probe *p, struct view_snap *s)
 		return -errno;
 	int small = st->datasize <= SMALL_FRAME_BYTES;
 	struct stream_take t = {st, map, NULL, malloc((size_t)st->nbkw * ISIO_KW_SIZE + 1),
-				&s->image, p->fd, s->fd, 0};
+				&s->image, NULL, s->fd, 0};
 	if (small)
 		t.pixels = malloc(st->datasize ? st->datasize : 1);
 	int rc = t.keywords && (t.pixels || !small) ? 0 : -ENOMEM;
+	/* A large frame of a shared snapshot goes into a file made ahead. */
+	if (rc == 0 && !small && sealed &&
+	    view_layout(&s->image, VIEW_FITS, st->type, st->nelement, p->header_len) == 0)
+		use_spare(s, s->image.file_size);
+	t.dst = (unsigned char *)s->map;
+	t.snap_fd = s->fd;
+
 	unsigned char meta[ISIO_META_SIZE];
 	enum isio_frame_quality q = ISIO_FRAME_WHOLE;
 	/* Large frames land at the header's end: a header that grew in the
@@ -155,18 +193,27 @@ static int make_stream(struct probe *p, struct view_snap *s)
 		if (rc == 0)
 			rc = isio_take_frame(map, map_len, st, writable, take_copy, &t, meta,
 					     FRAME_WAIT_MS, &q);
-		if (rc == -EFAULT)
-			rc = -EIO; /* shrunk under the mapping */
 		if (rc == 0)
 			rc = t.rc;
+		if (rc == -EFAULT)
+			rc = -EIO; /* shrunk under the mapping */
 		uint64_t used = p->header_len;
 		if (rc == 0)
 			rc = probe_stream_header(p, meta, t.keywords, q);
 		if (rc < 0 || small || p->header_len == used)
 			break;
 		rc = attempt == 2 ? -EAGAIN : 0;
+		if (rc == 0 && s->map) /* another size now */
+			rc = drop_spare(s);
+		t.dst = NULL;
+		t.snap_fd = s->fd;
 	}
-	munmap(map, map_len);
+	/* A large frame's mapping has all its pages mapped now: tearing it
+	 * down is the worker's job, not this open's. */
+	if (small)
+		munmap(map, map_len);
+	else
+		viewspare_discard(-1, map, map_len);
 	if (rc == 0)
 		rc = view_layout(&s->image, VIEW_FITS, st->type, st->nelement, p->header_len);
 	if (rc == 0 && small)
@@ -212,9 +259,12 @@ int viewsnap_make(struct shmfs *fs, struct probe *p, int sealed, struct view_sna
 		if (rc == 0)
 			rc = view_pwrite(s->fd, p->raw, (size_t)p->file_size, 0);
 	} else if (rc == 0 && p->kind == VK_STREAM_FITS) {
-		rc = make_stream(p, s);
+		rc = make_stream(p, s, sealed);
 		if (rc == 0)
 			rc = write_header(s, p);
+		if (rc == 0 && sealed) /* the next frame of this view, made ahead */
+			viewspare_want(s->image.file_size);
+
 	} else if (rc == 0) {
 		data_fd = p->shmid >= 0 ? sysv_open_file(p->shmid) : p->fd;
 		rc = data_fd < 0 ? data_fd : view_layout(&s->image, p->format, p->type, p->nelement,
@@ -229,8 +279,11 @@ int viewsnap_make(struct shmfs *fs, struct probe *p, int sealed, struct view_sna
 	s->size = s->image.file_size;
 	if (rc == 0 && ftruncate(s->fd, (off_t)s->size) < 0)
 		rc = -errno;
+	/* Nobody writes a shared snapshot again (the daemon's own mapping of a
+	 * spare stays, unused for writing). */
 	if (rc == 0 && sealed &&
-	    fcntl(s->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+	    fcntl(s->fd, F_ADD_SEALS,
+		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
 		rc = -errno;
 	if (rc == 0 && !sealed) {
 		s->header = malloc(s->image.header_len ? s->image.header_len : 1);
@@ -287,25 +340,57 @@ static void lru_add(struct view_gen *g, struct node *n)
 	pthread_mutex_unlock(&snap_lru_lock);
 }
 
-/* Drop idle snapshots, oldest first, past the budget. The order is
- * node->lock then snap_lru_lock, so a victim's node is only trylocked: one
- * that is busy (or being freed) is skipped. Holds no node lock. */
-static void lru_trim(void)
+/* Let go of N's shared snapshot (and the backing id kept for it). Caller
+ * holds N->lock. */
+static void gen_drop(struct node *n)
+{
+	struct view_gen *g = n->gen;
+	lru_remove(g);
+	viewsnap_put(g->snap);
+	g->snap = NULL;
+	if (g->backing)
+		inode_backing_put_locked(n);
+	g->backing = 0;
+}
+
+/* Drop idle snapshot G; caller holds snap_lru_lock and G's node's lock. */
+static void evict_locked(struct view_gen *g)
+{
+	lru_remove_locked(g);
+	viewsnap_put(g->snap);
+	g->snap = NULL;
+	if (g->backing)
+		inode_backing_put_locked(g->owner);
+	g->backing = 0;
+}
+
+/* Drop idle snapshots, oldest first, while more than KEEP bytes are idle.
+ * The order is node->lock then snap_lru_lock, so a victim's node is only
+ * trylocked: one that is busy (or being freed) is skipped. Holds no node
+ * lock. */
+static void lru_trim(uint64_t keep)
 {
 	pthread_mutex_lock(&snap_lru_lock);
 	struct view_gen *g = lru_head;
-	while (g && lru_bytes > SNAP_IDLE_BYTES) {
+	while (g && lru_bytes > keep) {
 		struct view_gen *next = g->lru_next;
 		struct node *n = g->owner;
 		if (pthread_mutex_trylock(&n->lock) == 0) {
-			lru_remove_locked(g);
-			viewsnap_put(g->snap);
-			g->snap = NULL;
+			evict_locked(g);
 			pthread_mutex_unlock(&n->lock);
 		}
 		g = next;
 	}
 	pthread_mutex_unlock(&snap_lru_lock);
+}
+
+void view_stop_all(void)
+{
+	viewpoll_stop_all();
+	/* Every handle is closed: what is left in the list is all there is,
+	 * and its backing ids must go while the device is open. */
+	lru_trim(0);
+	viewspare_stop();
 }
 
 /* ---- generations ---- */
@@ -343,9 +428,7 @@ void viewgen_node_free(struct node *n)
 	if (!g)
 		return;
 	pthread_mutex_lock(&n->lock);
-	lru_remove(g);
-	viewsnap_put(g->snap);
-	g->snap = NULL;
+	gen_drop(n);
 	pthread_mutex_unlock(&n->lock);
 	viewgen_free(g);
 	n->gen = NULL;
@@ -357,11 +440,8 @@ static void gen_superseded(struct node *n)
 {
 	struct view_gen *g = n->gen;
 	pthread_mutex_lock(&n->lock);
-	if (g->snap && g->opens == 0) {
-		lru_remove(g);
-		viewsnap_put(g->snap);
-		g->snap = NULL;
-	}
+	if (g->snap && g->opens == 0)
+		gen_drop(n);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -453,6 +533,7 @@ static int gen_make(struct shmfs *fs, struct node *n, int sealed, struct view_sn
 
 int viewgen_open_shared(struct shmfs *fs, struct node *n, struct view_snap **out)
 {
+
 	struct view_gen *g = n->gen;
 	pthread_mutex_lock(&n->lock);
 	int rc = 0;
@@ -500,9 +581,7 @@ int viewgen_open_private(struct shmfs *fs, struct node *n, int loose_ok, struct 
 		pthread_mutex_unlock(&fs->table.lock);
 		g->claimed = 1;
 		g->made = 1;
-		lru_remove(g);
-		viewsnap_put(g->snap);
-		g->snap = NULL;
+		gen_drop(n); /* its backing too: the open's own can be the node's */
 		rc = gen_make(fs, n, 0, out);
 		if (rc == 0) {
 			g->priv = *out;
@@ -513,6 +592,33 @@ int viewgen_open_private(struct shmfs *fs, struct node *n, int loose_ok, struct 
 		g->opens++;
 	pthread_mutex_unlock(&n->lock);
 	return rc;
+}
+
+void viewgen_hold_backing(struct node *n, struct view_snap *s)
+{
+	struct view_gen *g = n->gen;
+	pthread_mutex_lock(&n->lock);
+	if (!g->backing && g->snap == s)
+		g->backing = inode_backing_hold_locked(n);
+	pthread_mutex_unlock(&n->lock);
+}
+
+int viewgen_find(struct shmfs *fs, dev_t dev, ino_t ino, const struct probe *p,
+		 struct fuse_entry_param *e)
+{
+	struct view_gen want = {.shareable = 1, .keyed = p->kind == VK_STREAM_FITS,
+				.cnt0 = p->stream.cnt0, .wt = p->stream.writetime,
+				.kwhash = p->kwhash};
+	struct node *n = inode_find_view(&fs->table, dev, ino, p->kind, viewgen_same, &want);
+	if (!n)
+		return -ENOENT;
+	memset(e, 0, sizeof *e);
+	if (!viewgen_stat(fs, n, &e->attr)) {
+		inode_forget(fs, n, 1);
+		return -ENOENT;
+	}
+	e->ino = inode_number(fs, n);
+	return 0;
 }
 
 void viewgen_close(struct shmfs *fs, struct node *n, struct view_snap *s)
@@ -528,14 +634,12 @@ void viewgen_close(struct shmfs *fs, struct node *n, struct view_snap *s)
 		pthread_mutex_lock(&fs->table.lock);
 		keep = n->view_current;
 		pthread_mutex_unlock(&fs->table.lock);
-		if (keep) {
+		if (keep)
 			lru_add(g, n);
-		} else {
-			viewsnap_put(g->snap);
-			g->snap = NULL;
-		}
+		else
+			gen_drop(n);
 	}
 	pthread_mutex_unlock(&n->lock);
 	if (keep)
-		lru_trim();
+		lru_trim(SNAP_IDLE_BYTES);
 }

@@ -4,7 +4,7 @@
  *
  * Lock order: node->lock, then inode_table.lock; never the other way round.
  * The views' idle-snapshot list lock (viewsnap.c) comes after node->lock
- * too; whoever holds it only trylocks a node. Handles have their own locks
+ * and before inode_table.lock; whoever holds it only trylocks a node. Handles have their own locks
  * (pmap) and take no other lock while held. */
 #ifndef SHMFS_FS_H
 #define SHMFS_FS_H

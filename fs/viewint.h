@@ -13,8 +13,10 @@
  * Locks (fs.h gives the order): node->lock guards the generation's snapshot,
  * opens and claim; inode_table.lock guards what lookups compare (the frame
  * key, shareable) and node->view_current; snap_lru_lock (viewsnap.c) the
- * list of idle snapshots, taken after node->lock, which an evictor only
- * trylocks. */
+ * list of idle snapshots, taken after node->lock and before
+ * inode_table.lock; whoever holds it only trylocks a node. spare_lock
+ * (viewspare.c) and poll_lock (viewpoll.c) are taken with no other lock
+ * held. */
 #ifndef SHMFS_VIEWINT_H
 #define SHMFS_VIEWINT_H
 

@@ -90,8 +90,8 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	struct shmfs *fs = shmfs_of(req);
 	int writable = (fi->flags & O_ACCMODE) != O_RDONLY;
-	if (n->variant == VK_CFITSIO_LINK)
-		return (void)fuse_reply_err(req, ELOOP);
+	if (n->variant == VK_CFITSIO_LINK || !n->gen)
+		return (void)fuse_reply_err(req, ELOOP); /* links */
 	if (writable && n->variant == VK_CFITSIO_FITS)
 		return (void)fuse_reply_err(req, EROFS); /* CFITSIO's driver writes those */
 	struct handle *h = calloc(1, sizeof *h);
@@ -116,6 +116,12 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	if (rc == 0 && v->private) {
 		v->size = v->snap->size;
 		rc = view_hash_fd(v->snap->fd, v->size, &v->hash);
+		/* O_TRUNC (atomic_o_trunc: the open itself truncates): the file
+		 * is what is written now. Streams and IMOD files load such
+		 * copies elsewhere (load.c). */
+		if (rc == 0 && (fi->flags & O_TRUNC) && ftruncate(v->snap->fd, 0) < 0)
+			rc = -errno;
+		v->dirty = rc == 0 && (fi->flags & O_TRUNC);
 		if (rc < 0)
 			viewgen_close(fs, n, v->snap);
 	}

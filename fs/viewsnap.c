@@ -46,6 +46,7 @@ struct view_gen {
 	int backing;            /* holds a reference on the node's backing id (for snap) */
 	int claimed;            /* a writable open owns the node */
 	unsigned opens;
+	struct inode_table *table; /* the table the node is filed in (set once) */
 	/* snap_lru_lock: idle snapshots, oldest first */
 	struct view_gen *lru_prev, *lru_next;
 	int in_lru;
@@ -353,9 +354,12 @@ static void gen_drop(struct node *n)
 	g->backing = 0;
 }
 
-/* Drop idle snapshot G; caller holds snap_lru_lock and G's node's lock. */
+/* Drop idle snapshot G; caller holds snap_lru_lock and G's node's lock.
+ * The node stops being its view's current one: a later lookup makes a
+ * fresh node rather than answering with one whose open would be ESTALE. */
 static void evict_locked(struct view_gen *g)
 {
+	inode_view_retire(g->table, g->owner);
 	lru_remove_locked(g);
 	viewsnap_put(g->snap);
 	g->snap = NULL;
@@ -454,6 +458,7 @@ int viewgen_entry(struct shmfs *fs, int opath, dev_t dev, ino_t ino, const struc
 			close(opath);
 		return -ENOMEM;
 	}
+	g->table = &fs->table;
 	struct node *old = NULL;
 	struct node *n = inode_get_view_gen(&fs->table, opath, dev, ino, p->kind, p->shmid, g,
 					    viewgen_same, &old);

@@ -11,6 +11,7 @@ import re
 import unittest
 
 import numpy as np
+from astropy.io import fits
 
 from harness import MountTestCase, wait_until
 import isio
@@ -197,6 +198,25 @@ class PosixTypedTest(TypedCase):
         self.assertEqual(got[16:16 + a.nbytes], new.tobytes())
         self.assertEqual(got[:16], raw[:16], 'bytes before the layout untouched')
         self.assertEqual(got[16 + a.nbytes:], raw[16 + a.nbytes:], 'bytes after untouched')
+
+    def test_edited_copy_goes_back_with_cp(self):
+        # cp the view out, change pixels, cp it back (O_TRUNC): the pixels
+        # go into the object; a file with another header is refused.
+        a = isio.sample_pixels('float32', (6, 5), seed=3)
+        self.raw_object('seg', a)
+        self.setfattr(self.m('seg'), 'type', 'float32')
+        self.setfattr(self.m('seg'), 'shape', '6,5')
+        copy = os.path.join(self.workdir, 'seg.fits')
+        self.check(['cp', self.m('seg.fits'), copy])
+        with fits.open(copy, mode='update') as h:
+            h[0].data[:] = 2.5
+        self.check(['cp', copy, self.m('seg.fits')])
+        self.assertEqual(self.read(self.s('seg'))[:a.nbytes], np.full((5, 6), 2.5, np.float32).tobytes())
+        with fits.open(copy, mode='update') as h:
+            h[0].header['EXTRA'] = 1
+            h[0].data[:] = 7
+        self.check_fails(['cp', copy, self.m('seg.fits')], errno.EPERM)
+        self.assertEqual(self.read(self.s('seg'))[:a.nbytes], np.full((5, 6), 2.5, np.float32).tobytes())
 
     def test_real_fits_file_wins(self):
         a = isio.sample_pixels('uint8', (4,))

@@ -2,10 +2,10 @@
  * viewint.h for the model and the locks).
  *
  * A generation (struct view_gen, node->gen) starts at a lookup with the
- * frame key the lookup saw (a stream's CNT0 and write time; other views
- * have none). Its first open makes the snapshot: a memfd holding the whole
- * view file of the frame taken then, sealed so nothing can change it, and
- * the key becomes that frame's. Later lookups answer with the same node while
+ * frame key the lookup saw (a stream's CNT0, write time and keywords; other
+ * views have none). Its first open makes the snapshot: a memfd holding the
+ * whole view file of the frame taken then, sealed so nothing can write it
+ * again, and the key becomes that frame's. Later lookups answer with the same node while
  * the object still holds that frame; a view without a frame counter gets a
  * new node once its snapshot is made, so every open after that reads the
  * object again. A snapshot is kept after its last close while its node is

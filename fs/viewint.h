@@ -161,6 +161,12 @@ void viewgen_close(struct shmfs *fs, struct node *n, struct view_snap *s);
 /* A file of exactly SIZE bytes, its pages populated, mapped read-write at
  * *MAP: 0, or -ENOENT when none is ready. The caller owns both. */
 int viewspare_take(uint64_t size, int *fd, unsigned char **map);
+/* The stream open at FD (of stat ST) mapped shared, read-write when it can
+ * be (*WRITABLE): for a large stream, the mapping kept from its last frame
+ * when there is one. Returns the address or MAP_FAILED; give it back with
+ * viewspare_unmap_stream. */
+void *viewspare_map_stream(int fd, const struct stat *st, int *writable);
+void viewspare_unmap_stream(void *map, size_t len);
 /* Make a file of SIZE bytes ahead (one at a time per size). */
 void viewspare_want(uint64_t size);
 /* Unmap MAP (SIZE bytes) and close FD (unless -1) on the worker, off the

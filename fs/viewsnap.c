@@ -164,12 +164,8 @@ static int make_stream(struct probe *p, struct view_snap *s, int sealed)
 {
 	const struct isio_stream *st = &p->stream;
 	size_t map_len = (size_t)p->st.st_size;
-	int writable = 1;
-	void *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
-	if (map == MAP_FAILED) { /* opened read-only: poll instead of registering */
-		writable = 0;
-		map = mmap(NULL, map_len, PROT_READ, MAP_SHARED, p->fd, 0);
-	}
+	int writable;
+	void *map = viewspare_map_stream(p->fd, &p->st, &writable);
 	if (map == MAP_FAILED)
 		return -errno;
 	int small = st->datasize <= SMALL_FRAME_BYTES;
@@ -209,12 +205,7 @@ static int make_stream(struct probe *p, struct view_snap *s, int sealed)
 		t.dst = NULL;
 		t.snap_fd = s->fd;
 	}
-	/* A large frame's mapping has all its pages mapped now: tearing it
-	 * down is the worker's job, not this open's. */
-	if (small)
-		munmap(map, map_len);
-	else
-		viewspare_discard(-1, map, map_len);
+	viewspare_unmap_stream(map, map_len);
 	if (rc == 0)
 		rc = view_layout(&s->image, VIEW_FITS, st->type, st->nelement, p->header_len);
 	if (rc == 0 && small)

@@ -10,14 +10,22 @@
  * large snapshots that are let go, so no op pays for that either. Spares
  * nobody took for SPARE_IDLE_S go.
  *
+ * Large streams' own mappings are kept between frames too: mapping 64 MiB
+ * afresh costs a page fault per 16 pages read, more than the conversion.
+ * A kept mapping holds a descriptor of its stream, so it is dropped when
+ * the stream is removed (checked by the worker every second) or unused for
+ * SPARE_IDLE_S.
+ *
  * Locks: spare_lock guards everything here; nothing else is taken under it. */
 #define _GNU_SOURCE
 #include "viewint.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +51,20 @@ static int nwanted;                     /* spare_lock */
 static struct spare trash[TRASH_SLOTS]; /* spare_lock: to unmap and close */
 static int ntrash;                      /* spare_lock */
 static int started, stopping;           /* spare_lock */
+
+/* Kept stream mappings. */
+#define STREAM_SLOTS 8
+struct kept_map {
+	int fd;              /* the stream (keeps the inode the mapping is of) */
+	dev_t dev;
+	ino_t ino;
+	size_t len;
+	void *map;           /* NULL: a free slot */
+	int writable;
+	int busy;            /* in use by a take */
+	time_t used;
+};
+static struct kept_map kept[STREAM_SLOTS]; /* spare_lock */
 static pthread_t worker;
 
 static void spare_free(struct spare *s)
@@ -81,6 +103,10 @@ static int spare_make(uint64_t size, struct spare *s)
 static void *worker_run(void *arg)
 {
 	(void)arg;
+	/* Work done ahead yields to what runs now (the reader of the frame
+	 * just made, above all), yet still runs on a busy machine (SCHED_IDLE
+	 * starved it there). */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 	pthread_mutex_lock(&spare_lock);
 	while (!stopping) {
 		if (ntrash) {
@@ -106,8 +132,22 @@ static void *worker_run(void *arg)
 			}
 			continue;
 		}
-		/* Spares nobody wanted for a while go. */
+		/* Spares nobody wanted for a while go, and kept mappings of
+		 * streams unused or removed. */
 		time_t t = time(NULL);
+		for (int i = 0; i < STREAM_SLOTS; i++) {
+			struct stat st;
+			struct kept_map *k = &kept[i];
+			if (!k->map || k->busy ||
+			    (t - k->used < SPARE_IDLE_S && fstat(k->fd, &st) == 0 && st.st_nlink))
+				continue;
+			struct kept_map old = *k;
+			k->map = NULL;
+			pthread_mutex_unlock(&spare_lock);
+			munmap(old.map, old.len);
+			close(old.fd);
+			pthread_mutex_lock(&spare_lock);
+		}
 		for (int i = 0; i < nready; i++) {
 			if (t - ready[i].made < SPARE_IDLE_S)
 				continue;
@@ -188,6 +228,63 @@ void viewspare_discard(int fd, unsigned char *map, uint64_t size)
 		spare_free(&s);
 }
 
+void *viewspare_map_stream(int fd, const struct stat *st, int *writable)
+{
+	size_t len = (size_t)st->st_size;
+	pthread_mutex_lock(&spare_lock);
+	for (int i = 0; i < STREAM_SLOTS; i++) {
+		struct kept_map *k = &kept[i];
+		if (k->map && !k->busy && k->dev == st->st_dev && k->ino == st->st_ino &&
+		    k->len == len) {
+			k->busy = 1;
+			*writable = k->writable;
+			pthread_mutex_unlock(&spare_lock);
+			return k->map;
+		}
+	}
+	pthread_mutex_unlock(&spare_lock);
+	*writable = 1;
+	void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) { /* opened read-only: poll instead of registering */
+		*writable = 0;
+		map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	}
+	if (map == MAP_FAILED || len < VIEWSPARE_MIN)
+		return map;
+	int kfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_lock(&spare_lock);
+	for (int i = 0; kfd >= 0 && i < STREAM_SLOTS && !stopping; i++) {
+		if (kept[i].map)
+			continue;
+		kept[i] = (struct kept_map){kfd, st->st_dev, st->st_ino, len, map, *writable, 1,
+					    time(NULL)};
+		kfd = -1;
+		ensure_worker();
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (kfd >= 0)
+		close(kfd);
+	return map;
+}
+
+void viewspare_unmap_stream(void *map, size_t len)
+{
+	pthread_mutex_lock(&spare_lock);
+	for (int i = 0; i < STREAM_SLOTS; i++) {
+		if (kept[i].map == map) {
+			kept[i].busy = 0;
+			kept[i].used = time(NULL);
+			pthread_mutex_unlock(&spare_lock);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (len >= VIEWSPARE_MIN) /* its pages are mapped: the worker unmaps */
+		viewspare_discard(-1, map, len);
+	else
+		munmap(map, len);
+}
+
 void viewspare_stop(void)
 {
 	pthread_mutex_lock(&spare_lock);
@@ -202,6 +299,13 @@ void viewspare_stop(void)
 		spare_free(&trash[--ntrash]);
 	while (nready)
 		spare_free(&ready[--nready]);
+	for (int i = 0; i < STREAM_SLOTS; i++) {
+		if (kept[i].map) {
+			munmap(kept[i].map, kept[i].len);
+			close(kept[i].fd);
+			kept[i].map = NULL;
+		}
+	}
 	ready_bytes = 0;
 	nwanted = 0;
 }

@@ -61,9 +61,14 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* The counter of the stream open at FD now. Returns 0 or -errno. */
+/* The counter of the stream open at FD now. Returns 0, -ENOENT when the
+ * stream was removed (a re-created one is another file: reopen the view to
+ * see it), or -EIO. */
 static int stream_cnt0(int fd, uint64_t *cnt0)
 {
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_nlink == 0)
+		return -ENOENT;
 	return pread(fd, cnt0, sizeof *cnt0, ISIO_OFF_CNT0) == (ssize_t)sizeof *cnt0 ? 0 : -EIO;
 }
 
@@ -214,10 +219,10 @@ void view_poll(fuse_req_t req, struct handle *h, struct fuse_pollhandle *ph)
 	int rc = fd < 0 ? fd : stream_cnt0(fd, &now);
 	if (fd >= 0)
 		close(fd);
-	if (rc < 0) { /* the stream is gone: nothing newer will come, say so */
+	if (rc < 0) { /* the stream is gone: nothing newer will come to it */
 		if (ph)
 			fuse_pollhandle_destroy(ph);
-		return (void)fuse_reply_poll(req, POLLERR | POLLHUP);
+		return (void)fuse_reply_poll(req, ready_mask | POLLHUP);
 	}
 	if (now != held) {
 		if (ph)

@@ -84,6 +84,17 @@ class WaitTest(MountTestCase):
             finally:
                 ep.close()
 
+    def test_removed_stream_hangs_up(self):
+        self.make()
+        with open(self.m('cam.fits'), 'rb') as f:
+            p = select.poll()
+            p.register(f, select.POLLIN | select.POLLPRI)
+            self.assertEqual(p.poll(200), [])
+            os.unlink(self.s('cam.im.shm'))
+            events = p.poll(5000)
+            self.assertTrue(events, 'no wake-up when the stream went')
+            self.assertTrue(events[0][1] & select.POLLHUP, events)
+
     def test_other_files_are_always_ready(self):
         with open(self.s('raw'), 'wb') as f:
             f.write(b'x' * 100)

@@ -43,13 +43,15 @@ static void install(void)
 int guard_call(void (*fn)(void *arg), void *arg)
 {
 	sigjmp_buf jump;
+	/* volatile: read again after siglongjmp */
+	sigjmp_buf *volatile outer = guard_jump;
 	pthread_once(&guard_once, install);
 	if (sigsetjmp(jump, 1)) {
-		guard_jump = NULL;
+		guard_jump = outer;
 		return -EFAULT;
 	}
 	guard_jump = &jump;
 	fn(arg);
-	guard_jump = NULL;
+	guard_jump = outer;
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* guard.h - touching a shared mapping of a file that another process shrank
  * raises SIGBUS; code that copies out of (or stores into) such mappings runs
  * under guard_call, which turns that SIGBUS into an error instead of a dead
- * daemon. Per thread; not reentrant. */
+ * daemon. Per thread; calls may nest (the innermost one catches). */
 #ifndef SHMFS_GUARD_H
 #define SHMFS_GUARD_H
 

@@ -3,16 +3,13 @@
 #include "isio.h"
 
 #include <errno.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "bytes.h"
-#include "guard.h"
 
 #define CB_RECORD_SIZE 48
-#define SEM_POST_BELOW 10
 
 /* *acc += R8(n), false on overflow. */
 static int add_r8(uint64_t *acc, uint64_t n)
@@ -44,7 +41,10 @@ int isio_layout(uint64_t datasize, uint16_t nbkw, uint16_t nsem, uint16_t nproct
 	s->off_sems = off;
 	ok = ok && mul_add_r8(&off, ISIO_SEM_SIZE, nsem);
 	ok = ok && add_r8(&off, ISIO_SEM_SIZE); /* semlog */
-	for (int i = 0; i < 4; i++)             /* read/write PIDs, semctrl, semstatus */
+	s->off_readpids = off;
+	ok = ok && mul_add_r8(&off, 4, nsem);
+	s->off_writepids = off;
+	for (int i = 0; i < 3; i++)             /* write PIDs, semctrl, semstatus */
 		ok = ok && mul_add_r8(&off, 4, nsem);
 	ok = ok && mul_add_r8(&off, ISIO_PROCTRACE_SIZE, nproctrace);
 	s->file_size = off;
@@ -169,113 +169,6 @@ int isio_keyword(const void *slot, struct isio_keyword *kw)
 	for (size_t i = 0; i < 80 && p[48 + i]; i++)
 		kw->comment[i] = (char)p[48 + i];
 	return 0;
-}
-
-struct frame_ctx {
-	const unsigned char *map;
-	const struct isio_stream *s;
-	isio_copy_fn copy;
-	void *arg;
-	unsigned char *meta;
-	uint64_t cnt0_after;
-	int write_after;
-};
-
-static void copy_meta(void *arg)
-{
-	struct frame_ctx *c = arg;
-	memcpy(c->meta, c->map, ISIO_META_SIZE);
-}
-
-static void copy_pixels(void *arg)
-{
-	struct frame_ctx *c = arg;
-	c->copy(c->map + c->s->off_data, c->arg);
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	/* Flag first, then counter: in the other order a frame can finish
-	 * between the two loads and pass for the frame we started from. */
-	c->write_after = __atomic_load_n(c->map + ISIO_OFF_WRITE, __ATOMIC_ACQUIRE);
-	c->cnt0_after = __atomic_load_n((const uint64_t *)(const void *)(c->map + ISIO_OFF_CNT0),
-					__ATOMIC_ACQUIRE);
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-int isio_read_frame(const void *map, size_t map_len, const struct isio_stream *s,
-		    isio_copy_fn copy, void *arg, unsigned char *meta, int max_wait_ms)
-{
-	if (map_len < s->file_size)
-		return -EFAULT;
-	struct frame_ctx c = {map, s, copy, arg, meta, 0, 0};
-	double deadline = now_ms() + max_wait_ms;
-	for (unsigned attempt = 0;; attempt++) {
-		if (guard_call(copy_meta, &c) < 0)
-			return -EFAULT;
-		uint64_t cnt0 = get_u64(meta, ISIO_OFF_CNT0);
-		if (!meta[ISIO_OFF_WRITE]) {
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);
-			if (guard_call(copy_pixels, &c) < 0)
-				return -EFAULT;
-			if (c.cnt0_after == cnt0 && !c.write_after)
-				return 0;
-		}
-		if (now_ms() > deadline)
-			return -EAGAIN;
-		if (attempt % 64 == 63) { /* mostly spin: frames come microseconds apart */
-			struct timespec pause = {0, 20000};
-			nanosleep(&pause, NULL);
-		}
-	}
-}
-
-struct write_ctx {
-	unsigned char *map;
-	const struct isio_stream *s;
-	int begin;
-};
-
-static void frame_update(void *arg)
-{
-	struct write_ctx *c = arg;
-	unsigned char *m = c->map;
-	if (c->begin) {
-		__atomic_store_n(m + ISIO_OFF_WRITE, 1, __ATOMIC_RELEASE);
-		return;
-	}
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	int64_t t[2] = {(int64_t)now.tv_sec, (int64_t)now.tv_nsec};
-	memcpy(m + ISIO_OFF_WRITETIME, t, sizeof t);
-	memcpy(m + ISIO_OFF_ATIME, t, sizeof t);
-	__atomic_fetch_add((uint64_t *)(void *)(m + ISIO_OFF_CNT0), 1, __ATOMIC_RELEASE);
-	__atomic_store_n(m + ISIO_OFF_WRITE, 0, __ATOMIC_RELEASE);
-	for (unsigned i = 0; i < c->s->nsem; i++) {
-		sem_t *sem = (sem_t *)(void *)(m + c->s->off_sems + (uint64_t)i * ISIO_SEM_SIZE);
-		int value = 0;
-		if (sem_getvalue(sem, &value) == 0 && value < SEM_POST_BELOW)
-			sem_post(sem);
-	}
-}
-
-int isio_frame_begin(void *map, size_t map_len, const struct isio_stream *s)
-{
-	if (map_len < s->file_size)
-		return -EFAULT;
-	struct write_ctx c = {map, s, 1};
-	return guard_call(frame_update, &c);
-}
-
-int isio_frame_end(void *map, size_t map_len, const struct isio_stream *s)
-{
-	if (map_len < s->file_size)
-		return -EFAULT;
-	struct write_ctx c = {map, s, 0};
-	return guard_call(frame_update, &c);
 }
 
 void isio_keyword_text(const struct isio_keyword *kw, char *buf, size_t len)

@@ -1,7 +1,8 @@
 /* isio.h - ImageStreamIO "2.00" stream files (milk/cacao X.im.shm): the
- * metadata checked against the file's real size, the keyword slots, a
- * consistent frame taken with the stream's update protocol, and a frame
- * finished as a writer finishes one. Layout: ../shared/formats/imagestreamio.md.
+ * metadata checked against the file's real size, the keyword slots (isio.c);
+ * a frame taken with the stream's update protocol as a registered reader,
+ * waiting for the next frame, and a frame finished as a writer finishes one
+ * (isioframe.c). Layout: ../shared/formats/imagestreamio.md.
  * Every byte of a stream is untrusted. */
 #ifndef SHMFS_ISIO_H
 #define SHMFS_ISIO_H
@@ -57,6 +58,8 @@ struct isio_stream {
 	uint64_t off_data;      /* 384 */
 	uint64_t off_keywords;
 	uint64_t off_sems;
+	uint64_t off_readpids;  /* semReadPID[nsem] (int32) */
+	uint64_t off_writepids; /* semWritePID[nsem] (int32) */
 	uint64_t file_size;     /* what the fields imply; equals the real size */
 	/* state when parsed */
 	uint64_t cnt0, cnt1;
@@ -99,18 +102,68 @@ int isio_keyword(const void *slot, struct isio_keyword *kw);
  * (%.17g), or the string. */
 void isio_keyword_text(const struct isio_keyword *kw, char *buf, size_t len);
 
-/* Copy one consistent frame of the stream mapped at MAP (MAP_LEN bytes,
- * shared mapping of the stream file): the pixels to PIXELS (s->datasize
- * bytes, or CONVERT(PIXELS_SRC, ARG) instead when CONVERT is given, which
- * must copy s->datasize bytes from the source it is handed), following the
- * update protocol: take cnt0 while write == 0, copy, check cnt0 and write
- * again; retry while a writer is at work, up to about MAX_WAIT_MS. META
- * (384 bytes) receives the metadata of the frame taken. Returns 0, -EAGAIN if
- * no consistent frame could be had in time, or -EFAULT if the file was
+/* ---- frames (isioframe.c) ----
+ * MAP is a shared mapping of the whole stream file (MAP_LEN bytes). With
+ * WRITABLE (a read-write mapping) a reader registers as ImageStreamIO's
+ * readers do and sleeps on a semaphore of its own; without it, it polls. */
+
+/* How a frame was taken. */
+enum isio_frame_quality {
+	ISIO_FRAME_WHOLE,   /* in a gap between two frames: one whole frame */
+	ISIO_FRAME_BUSY,    /* the writer left no gap in the time allowed */
+	ISIO_FRAME_STOPPED, /* the write flag stays set and no writer lives */
+};
+/* The value of the card that marks a frame which is not whole (a short
+ * sentence naming why), or NULL for a whole one. */
+const char *isio_frame_why(enum isio_frame_quality q);
+#define ISIO_TORN_CARD "SHMTORN"
+
+/* A reader registered on a stream: a semaphore slot claimed by writing the
+ * calling thread's id into semReadPID[slot], as ImageStreamIO's
+ * getsemwaitindex does with a process id (a thread id passes its liveness
+ * check too, and keeps the daemon's threads from sharing a slot). Only a
+ * slot that is free (0, negative, or a process that is gone) is taken, so no
+ * other reader's posts are stolen. */
+struct isio_reader {
+	unsigned char *map;
+	size_t map_len;
+	const struct isio_stream *s;
+	int slot;       /* the semaphore claimed, or -1: poll */
+	int32_t tid;
+};
+/* Register (see above) and drain the slot's semaphore. With no free slot or
+ * no WRITABLE mapping, R->slot is -1. Returns 0, or -EFAULT if the file was
  * shrunk under the mapping. */
+int isio_reader_attach(struct isio_reader *r, void *map, size_t map_len,
+		       const struct isio_stream *s, int writable);
+/* Give the slot back (semReadPID to 0 if it still holds this thread). */
+void isio_reader_detach(struct isio_reader *r);
+/* Sleep until a writer posts the reader's semaphore, at most TIMEOUT_MS
+ * (without a slot: TIMEOUT_MS). Returns 1 if posted, 0 if not, or -EFAULT. */
+int isio_reader_wait(struct isio_reader *r, int timeout_ms);
+
+/* Take one frame: the pixels (CONVERT(PIXELS_SRC, ARG), which must copy
+ * s->datasize bytes from the source it is handed, and may copy more of the
+ * mapping, e.g. the keywords) and the metadata into META (384 bytes), in a
+ * gap between a writer's frames: cnt0 read while write == 0, the copy, then
+ * write and cnt0 checked again. It spins a moment, then waits as a
+ * registered reader: a writer posts right after it finishes a frame, which
+ * is the gap. When there is no gap within MAX_WAIT_MS, or the write flag
+ * stays set with no writer alive (one that died mid-frame: its creator,
+ * owner and posting processes all gone), the frame is copied as it stands
+ * and *Q says why it is not whole. CONVERT may run several times; its last
+ * run is the frame. Returns 0 and *Q, or -EFAULT if the file was shrunk
+ * under the mapping. */
 typedef void (*isio_copy_fn)(const void *src, void *arg);
-int isio_read_frame(const void *map, size_t map_len, const struct isio_stream *s,
-		    isio_copy_fn copy, void *arg, unsigned char *meta, int max_wait_ms);
+int isio_take_frame(void *map, size_t map_len, const struct isio_stream *s, int writable,
+		    isio_copy_fn copy, void *arg, unsigned char *meta, int max_wait_ms,
+		    enum isio_frame_quality *q);
+
+/* Wait for a frame other than the one counted CNT0: returns 0 and the new
+ * counter in *NOW once cnt0 differs and write is 0, -ETIMEDOUT after
+ * TIMEOUT_MS (negative: no limit), or -EFAULT. */
+int isio_wait_frame(void *map, size_t map_len, const struct isio_stream *s, int writable,
+		    uint64_t cnt0, int timeout_ms, uint64_t *now);
 
 /* Frame protocol for a writer that is not the stream's owner: mark the frame
  * being written (write = 1) ... */

@@ -11,6 +11,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "guard.h"
+
 static size_t out_size(enum view_format f, enum elem_type t)
 {
 	struct elem_fits ef;
@@ -35,55 +37,8 @@ int view_size(enum view_format f, enum elem_type t, uint64_t nelement, uint64_t 
 	return 0;
 }
 
-/* Images of closed views, kept for the next open: the first store into
- * freshly mapped memory is far dearer than into memory used before (on the
- * project's virtual machine, 30-180 ms against 3 ms for 64 MiB), and views
- * are opened again and again. A few, up to POOL_BYTES in all; pool_lock. */
-#define POOL_SLOTS 4
-#define POOL_BYTES ((size_t)512 << 20)
-static struct {
-	void *bytes;
-	size_t len;
-} pool[POOL_SLOTS];
-static size_t pool_total;
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* A pooled mapping of at least LEN bytes (and not much more), or NULL. */
-static void *pool_take(size_t len, size_t *got)
-{
-	void *p = NULL;
-	pthread_mutex_lock(&pool_lock);
-	for (int i = 0; i < POOL_SLOTS; i++) {
-		if (pool[i].bytes && pool[i].len >= len && pool[i].len / 2 <= len) {
-			p = pool[i].bytes;
-			*got = pool[i].len;
-			pool_total -= pool[i].len;
-			pool[i].bytes = NULL;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&pool_lock);
-	return p;
-}
-
-static int pool_give(void *bytes, size_t len)
-{
-	int kept = 0;
-	pthread_mutex_lock(&pool_lock);
-	for (int i = 0; i < POOL_SLOTS && !kept; i++) {
-		if (!pool[i].bytes && pool_total + len <= POOL_BYTES) {
-			pool[i].bytes = bytes;
-			pool[i].len = len;
-			pool_total += len;
-			kept = 1;
-		}
-	}
-	pthread_mutex_unlock(&pool_lock);
-	return kept;
-}
-
-int view_alloc(struct view_image *v, enum view_format f, enum elem_type t, uint64_t nelement,
-	       uint64_t header_len)
+int view_layout(struct view_image *v, enum view_format f, enum elem_type t, uint64_t nelement,
+		uint64_t header_len)
 {
 	memset(v, 0, sizeof *v);
 	int rc = view_size(f, t, nelement, header_len, &v->data_len, &v->file_size);
@@ -93,50 +48,7 @@ int view_alloc(struct view_image *v, enum view_format f, enum elem_type t, uint6
 	v->type = t;
 	v->nelement = nelement;
 	v->header_len = header_len;
-	size_t want = v->file_size ? (size_t)v->file_size : 1;
-	void *p = pool_take(want, &v->map_len);
-	if (p) {
-		/* header and data are written whole; the padding must be zeros */
-		uint64_t used = header_len + v->data_len;
-		memset((char *)p + used, 0, v->file_size - used);
-		v->bytes = p;
-		return 0;
-	}
-	/* Populated at once, as every page is about to be written. */
-	v->map_len = want;
-	p = mmap(NULL, v->map_len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (p == MAP_FAILED) {
-		v->map_len = 0;
-		return -ENOMEM;
-	}
-	v->bytes = p;
 	return 0;
-}
-
-void view_free(struct view_image *v)
-{
-	if (v->bytes && !pool_give(v->bytes, v->map_len))
-		munmap(v->bytes, v->map_len);
-	v->bytes = NULL;
-}
-
-void view_fill(struct view_image *v, const void *src)
-{
-	unsigned char *dst = v->bytes + v->header_len;
-	if (v->format == VIEW_MRC)
-		memcpy(dst, src, v->data_len);
-	else
-		elem_to_fits(v->type, src, dst, v->nelement);
-}
-
-void view_extract(const struct view_image *v, void *dst)
-{
-	const unsigned char *src = v->bytes + v->header_len;
-	if (v->format == VIEW_MRC)
-		memcpy(dst, src, v->data_len);
-	else
-		elem_from_fits(v->type, src, dst, v->nelement);
 }
 
 void view_iso_date(const struct timespec *ts, char *buf, size_t len)
@@ -152,7 +64,8 @@ void view_iso_date(const struct timespec *ts, char *buf, size_t len)
 }
 
 int view_stream_header(const struct isio_stream *s, const unsigned char *meta,
-		       const unsigned char *keywords, struct fits_header *h)
+		       const unsigned char *keywords, enum isio_frame_quality q,
+		       struct fits_header *h)
 {
 	uint64_t dims[3] = {s->size[0], s->size[1], s->size[2]};
 	struct isio_stream now = *s;
@@ -173,6 +86,8 @@ int view_stream_header(const struct isio_stream *s, const unsigned char *meta,
 		view_iso_date(&now.atime, date, sizeof date);
 		rc = fitshdr_string(h, "DATE-OBS", date, "acquisition time (UTC)");
 	}
+	if (rc == 0 && isio_frame_why(q))
+		rc = fitshdr_string(h, ISIO_TORN_CARD, isio_frame_why(q), "not one whole frame");
 	for (unsigned i = 0; rc == 0 && i < s->nbkw; i++) {
 		struct isio_keyword kw;
 		if (isio_keyword(keywords + (size_t)i * ISIO_KW_SIZE, &kw) < 0 || kw.name[0] == '_')
@@ -203,103 +118,188 @@ static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return (ssize_t)done;
 }
 
-/* A chunk at a time through a buffer that stays in cache. Nothing of the
- * object is mapped: a fresh mapping costs a page fault per page (a 64 MiB
- * frame took 110 ms that way, 10 ms this way), reading leaves holes holes,
- * and an object shrunk meanwhile gives a short read, not SIGBUS. */
-static int fill_range(struct view_image *img, int fd, uint64_t offset, unsigned char *buf,
-		      uint64_t first, uint64_t end)
+int view_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 {
-	size_t es = elem_size(img->type);
-	size_t os = img->nelement ? (size_t)(img->data_len / img->nelement) : es;
-	size_t per = CHUNK / es;
-	for (uint64_t i = first; i < end; i += per) {
-		size_t n = end - i < per ? (size_t)(end - i) : per;
-		if (pread_full(fd, buf, n * es, offset + i * es) != (ssize_t)(n * es))
-			return -EIO;
-		unsigned char *dst = img->bytes + img->header_len + i * os;
-		if (img->format == VIEW_MRC)
-			memcpy(dst, buf, n * es);
-		else
-			elem_to_fits(img->type, buf, dst, n);
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		done += (size_t)w;
 	}
 	return 0;
 }
 
-struct fill_half {
-	struct view_image *img;
+/* Bytes per element in the view and in the object. */
+static size_t view_elem(const struct view_image *v)
+{
+	return v->nelement ? (size_t)(v->data_len / v->nelement) : elem_size(v->type);
+}
+
+/* Elements FIRST..END of the pixels, a chunk at a time through BUF (in
+ * cache): from memory SRC, or read from FD at OFFSET; converted into OUT.
+ * Nothing of the object is mapped here: a fresh mapping costs a page fault
+ * per page, reading leaves holes holes, and an object shrunk meanwhile gives
+ * a short read, not SIGBUS. */
+struct write_range {
+	const struct view_image *v;
+	const unsigned char *src;
 	int fd;
 	uint64_t offset, first, end;
+	int out;
 	int rc;
+	unsigned char *buf, *in; /* the chunk converted, and read (from FD) */
+	unsigned char *dst;      /* or the file image in memory, converted into */
 };
 
-static void *fill_half_thread(void *arg)
+static void write_chunks(void *arg)
 {
-	struct fill_half *h = arg;
-	/* No bigger than the pixels: a small frame, taken again and again
-	 * under a busy writer, must not cost a fresh megabyte each time. */
-	uint64_t bytes = (h->end - h->first) * elem_size(h->img->type);
-	unsigned char *buf = malloc(bytes < CHUNK ? (bytes ? bytes : 1) : CHUNK);
-	h->rc = buf ? fill_range(h->img, h->fd, h->offset, buf, h->first, h->end) : -ENOMEM;
-	free(buf);
+	struct write_range *w = arg;
+	const struct view_image *v = w->v;
+	size_t es = elem_size(v->type), os = view_elem(v);
+	size_t per = CHUNK / (es > os ? es : os);
+	for (uint64_t i = w->first; w->rc == 0 && i < w->end; i += per) {
+		size_t n = w->end - i < per ? (size_t)(w->end - i) : per;
+		const unsigned char *from = w->src ? w->src + i * es : w->in;
+		if (!w->src && pread_full(w->fd, w->in, n * es, w->offset + i * es) != (ssize_t)(n * es)) {
+			w->rc = -EIO;
+			break;
+		}
+		if (w->dst) {
+			unsigned char *to = w->dst + v->header_len + i * os;
+			if (v->format == VIEW_FITS)
+				elem_to_fits(v->type, from, to, n);
+			else
+				memcpy(to, from, n * es);
+			continue;
+		}
+		const void *put = from;
+		if (v->format == VIEW_FITS) {
+			elem_to_fits(v->type, from, w->buf, n);
+			put = w->buf;
+		}
+		w->rc = view_pwrite(w->out, put, n * os, v->header_len + i * os);
+	}
+}
+
+static void *write_range(void *arg)
+{
+	struct write_range *w = arg;
+	const struct view_image *v = w->v;
+	size_t es = elem_size(v->type), os = view_elem(v);
+	uint64_t bytes = (w->end - w->first) * (es > os ? es : os);
+	/* No bigger than the pixels: small frames, taken again and again under
+	 * a busy writer, must not cost a fresh megabyte each time. */
+	size_t cap = bytes < CHUNK ? (bytes ? (size_t)bytes : 1) : CHUNK;
+	w->buf = w->dst ? NULL : malloc(cap);
+	w->in = !w->src && (w->buf || w->dst) ? malloc(cap) : NULL;
+	w->rc = (w->buf || w->dst) && (w->src || w->in) ? 0 : -ENOMEM;
+	/* Memory may be a mapping of an object another process shrinks: this
+	 * thread turns the SIGBUS into -EFAULT too. */
+	if (w->rc == 0 && w->src && guard_call(write_chunks, w) < 0)
+		w->rc = -EFAULT;
+	else if (w->rc == 0 && !w->src)
+		write_chunks(w);
+	free(w->in);
+	free(w->buf);
 	return NULL;
 }
 
 /* Frames this large are converted by two threads (the machine has two
  * cores and the daemon is otherwise idle while a view opens). */
-#define PARALLEL_FILL_BYTES ((uint64_t)8 << 20)
+#define PARALLEL_BYTES ((uint64_t)8 << 20)
 
-int view_fill_from_fd(struct view_image *img, int fd, uint64_t offset)
+static int write_all(const struct view_image *v, const void *src, int fd, uint64_t offset,
+		     int out, unsigned char *dst)
 {
-	if (img->data_len < PARALLEL_FILL_BYTES) {
-		struct fill_half all = {img, fd, offset, 0, img->nelement, 0};
-		fill_half_thread(&all);
-		return all.rc;
-	}
-	uint64_t half = img->nelement / 2;
-	struct fill_half first = {img, fd, offset, 0, half, 0};
-	struct fill_half second = {img, fd, offset, half, img->nelement, 0};
-	pthread_t thread;
-	if (pthread_create(&thread, NULL, fill_half_thread, &second) != 0) {
-		first.end = img->nelement;
-		fill_half_thread(&first);
+	struct write_range first = {v, src, fd, offset, 0, v->nelement, out, 0, NULL, NULL, dst};
+	if (v->data_len < PARALLEL_BYTES) {
+		write_range(&first);
 		return first.rc;
 	}
-	fill_half_thread(&first);
+	struct write_range second = first;
+	first.end = second.first = v->nelement / 2;
+	pthread_t thread;
+	if (pthread_create(&thread, NULL, write_range, &second) != 0) {
+		first.end = v->nelement;
+		write_range(&first);
+		return first.rc;
+	}
+	write_range(&first);
 	pthread_join(thread, NULL);
 	return first.rc < 0 ? first.rc : second.rc;
 }
 
-int view_extract_to_fd(const struct view_image *img, int fd, uint64_t offset)
+int view_write_mem(const struct view_image *v, const void *src, int out)
 {
-	uint64_t bytes = img->nelement * elem_size(img->type);
-	unsigned char *buf = malloc(bytes < CHUNK ? (bytes ? bytes : 1) : CHUNK);
+	return write_all(v, src, -1, 0, out, NULL);
+}
+
+int view_write_map(const struct view_image *v, const void *src, unsigned char *dst)
+{
+	return write_all(v, src, -1, 0, -1, dst);
+}
+
+int view_write_fd(const struct view_image *v, int fd, uint64_t offset, int out)
+{
+	return write_all(v, NULL, fd, offset, out, NULL);
+}
+
+int view_extract_fd(const struct view_image *v, int in, int fd, uint64_t offset)
+{
+	size_t es = elem_size(v->type), os = view_elem(v);
+	size_t per = CHUNK / (es > os ? es : os);
+	uint64_t bytes = v->nelement * (es > os ? es : os);
+	size_t cap = bytes < CHUNK ? (bytes ? (size_t)bytes : 1) : CHUNK;
+	unsigned char *src = malloc(cap), *buf = malloc(cap);
+	int rc = src && buf ? 0 : -ENOMEM;
+	for (uint64_t i = 0; rc == 0 && i < v->nelement; i += per) {
+		size_t n = v->nelement - i < per ? (size_t)(v->nelement - i) : per;
+		if (pread_full(in, src, n * os, v->header_len + i * os) != (ssize_t)(n * os)) {
+			rc = -EIO;
+			break;
+		}
+		const void *put = src;
+		if (v->format == VIEW_FITS) {
+			elem_from_fits(v->type, src, buf, n);
+			put = buf;
+		}
+		rc = view_pwrite(fd, put, n * es, offset + i * es);
+	}
+	free(src);
+	free(buf);
+	return rc;
+}
+
+int view_hash_fd(int fd, uint64_t len, uint64_t *hash)
+{
+	unsigned char *buf = malloc(len < CHUNK ? (len ? (size_t)len : 1) : CHUNK);
 	if (!buf)
 		return -ENOMEM;
+	/* 64-bit words, multiply and rotate: a few GB/s, and any changed
+	 * byte changes the result. */
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
 	int rc = 0;
-	size_t es = elem_size(img->type);
-	size_t os = img->nelement ? (size_t)(img->data_len / img->nelement) : es;
-	size_t per = CHUNK / es;
-	for (uint64_t i = 0; i < img->nelement; i += per) {
-		size_t n = img->nelement - i < per ? (size_t)(img->nelement - i) : per;
-		const unsigned char *src = img->bytes + img->header_len + i * os;
-		if (img->format == VIEW_MRC)
-			memcpy(buf, src, n * es);
-		else
-			elem_from_fits(img->type, src, buf, n);
-		size_t done = 0;
-		while (rc == 0 && done < n * es) {
-			ssize_t w = pwrite(fd, buf + done, n * es - done, (off_t)(offset + i * es + done));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				rc = w < 0 ? -errno : -EIO;
-			else
-				done += (size_t)w;
-		}
-		if (rc < 0)
+	for (uint64_t at = 0; at < len;) {
+		size_t n = len - at < CHUNK ? (size_t)(len - at) : CHUNK;
+		if (pread_full(fd, buf, n, at) != (ssize_t)n) {
+			rc = -EIO;
 			break;
+		}
+		size_t i = 0;
+		for (; i + 8 <= n; i += 8) {
+			uint64_t w;
+			memcpy(&w, buf + i, 8);
+			h = (h ^ w) * 0xff51afd7ed558ccdull;
+			h ^= h >> 29;
+		}
+		for (; i < n; i++)
+			h = (h ^ buf[i]) * 0x100000001b3ull;
+		at += n;
 	}
 	free(buf);
+	*hash = h;
 	return rc;
 }

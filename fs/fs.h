@@ -3,7 +3,9 @@
  * (files of SOURCE) and sysv.c (the System V directory).
  *
  * Lock order: node->lock, then inode_table.lock; never the other way round.
- * Handles have their own locks (pmap) and take no other lock while held. */
+ * The views' idle-snapshot list lock (viewsnap.c) comes after node->lock
+ * and before inode_table.lock; whoever holds it only trylocks a node. Handles have their own locks
+ * (pmap) and take no other lock while held. */
 #ifndef SHMFS_FS_H
 #define SHMFS_FS_H
 
@@ -31,6 +33,7 @@ struct shmfs;
 struct view_state;
 struct sysv_typed;
 struct load_stage;
+struct view_gen;
 
 /* Everything an open hands the kernel as fi->fh starts with this, and is on
  * the mount's list until released: a RELEASE still in flight when the mount
@@ -69,6 +72,11 @@ struct node {
 	/* NODE_VIEW: which view (enum view_kind) of which object: a POSIX object
 	 * (fd, dev, ino as above) or a segment (shmid; dev 0, ino = shmid). */
 	uint32_t variant;
+	/* A frame view's generation (viewsnap.c: one node per frame, its
+	 * snapshot; under lock), and whether the node is its view's current
+	 * one, the one lookups find (inode_table.lock). */
+	struct view_gen *gen;
+	int view_current;
 
 	/* NODE_LOAD: the staged copy (set once at creation). */
 	struct load_stage *stage;
@@ -137,12 +145,37 @@ void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup);
  * FD (O_PATH of the object, or -1) is adopted or closed as for POSIX nodes. */
 struct node *inode_get_view(struct inode_table *t, int fd, dev_t dev, ino_t ino, uint32_t variant,
 			    int shmid);
+/* The node of a frame view (gen != NULL): of the nodes of one view (DEV,
+ * INO, VARIANT) in the table, one is current, the one lookups find; the
+ * others are older generations, filed until forgotten (freed with the table
+ * at exit). If SAME(current->gen, GEN) says a lookup may
+ * answer with it, it gets one more kernel reference; otherwise a new node
+ * adopting GEN (and FD, as inode_get_view) takes its place, and the node it
+ * replaced, if any, is handed back in *REPLACED with a reference of the
+ * caller's (drop it with inode_forget). SAME runs under inode_table.lock.
+ * NULL when out of memory (GEN not adopted). */
+struct node *inode_get_view_gen(struct inode_table *t, int fd, dev_t dev, ino_t ino,
+				uint32_t variant, int shmid, struct view_gen *gen,
+				int (*same)(const struct view_gen *current, const struct view_gen *gen),
+				struct node **replaced);
+/* The current node of view (DEV, INO, VARIANT) if SAME(its gen, GEN) says
+ * a lookup may answer with it, with one more kernel reference; else NULL. */
+struct node *inode_find_view(struct inode_table *t, dev_t dev, ino_t ino, uint32_t variant,
+			     int (*same)(const struct view_gen *current, const struct view_gen *gen),
+			     const struct view_gen *gen);
+/* View node N is no longer its view's current node (a writable open owns
+ * it): later lookups make a fresh node. Returns whether it was current. */
+int inode_view_retire(struct inode_table *t, struct node *n);
 /* The path that reopens descriptor FD (an O_PATH one, say) with real access
  * modes: "/proc/self/fd/FD". */
 void proc_path(char buf[64], int fd);
 /* The name the object behind FD has now (its last path component; IMOD
  * files carry their capacity in it), or "" if unknown. */
 void fd_object_name(int fd, char *name, size_t len);
+/* The directory the object behind FD is in now, as an O_PATH descriptor (the
+ * caller closes it), and the object's NAME there. Returns the descriptor,
+ * or -ESTALE when the object has been removed or cannot be found. */
+int fd_object_dir(int fd, char *name, size_t len);
 /* A node that is in no table yet (a segment being created), one reference. */
 struct node *inode_new_sysv_pending(key_t key);
 /* A node in no table (a name being created by a loading copy), one reference. */
@@ -157,6 +190,11 @@ int inode_backing_get(struct node *n, int (*open_fd)(struct node *n, void *arg),
  * inode_backing_put(), or -EBUSY (serve that open through the daemon). */
 int inode_backing_claim(struct node *n, int fd);
 void inode_backing_put(struct node *n);
+/* With N->lock held: take one more reference on N's shared backing id, if
+ * it has one (returns 1; pair with inode_backing_put_locked), and drop one.
+ * A view keeps its frame's backing registered between opens this way. */
+int inode_backing_hold_locked(struct node *n);
+void inode_backing_put_locked(struct node *n);
 
 /* A handle of an open raw file (fi->fh). */
 struct handle {

@@ -56,10 +56,38 @@ int view_list(struct shmfs *fs, struct node *dir, void *snapshot);
 void view_getattr(fuse_req_t req, struct node *n);
 /* The attributes of view node N; 0 or -errno. */
 int view_node_stat(struct shmfs *fs, struct node *n, struct stat *st);
+/* The object of view node N (a POSIX object) opened with FLAGS: a
+ * descriptor, or -errno. */
+int view_object_open(struct node *n, int flags);
+/* Free what a frame view node holds (inode.c, when the node goes). */
+void viewgen_node_free(struct node *n);
+
+/* viewopen.c: opens of views (each one the file of one frame). */
 void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
 void view_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void view_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
-int view_flush(struct handle *h);
+/* SETATTR of the size through a writable open: its own copy changes;
+ * -EPERM for other opens. */
+int view_truncate(struct handle *h, off_t size);
+/* Put what a writable open wrote back into the object (FLUSH, FSYNC):
+ * 0 or the error the close reports. */
+int view_flush(struct shmfs *fs, struct handle *h);
 void view_release(struct shmfs *fs, struct handle *h);
+/* The counter of the frame open handle H holds; *STREAM 0 when its view has
+ * none. */
+uint64_t view_handle_cnt0(struct handle *h, int *stream);
+
+/* viewpoll.c: POLL of an open view (see there). */
+void view_poll(fuse_req_t req, struct handle *h, struct fuse_pollhandle *ph);
+/* Forget the poll of handle H (at release). */
+void viewpoll_forget(struct handle *h);
+/* Stop every stream watch (at exit, after every handle is closed). */
+void viewpoll_stop_all(void);
+/* viewspare.c: stop the worker that makes snapshot files ahead. */
+void viewspare_stop(void);
+/* At exit, after every handle is closed and while the device is still
+ * open: stop the watches and the worker, let go of idle snapshots (and the
+ * backing ids kept for them). */
+void view_stop_all(void);
 
 #endif

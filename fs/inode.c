@@ -9,11 +9,19 @@
  * backing file, System V segments by shmid (a re-created segment gets a new
  * shmid, hence a new node, so a stale inode can never reach the new memory).
  * The st_ino a user sees is the backing inode number (POSIX) or a number
- * derived from the shmid (see sysv_ino), never the node id. */
+ * derived from the shmid (see sysv_ino), never the node id.
+ *
+ * Frame views are the exception to "one object, one node": each frame of a
+ * view is a node of its own (viewsnap.c), so the kernel, which binds one
+ * backing file and one page cache to an inode, sees a file whose content
+ * never changes. Of the nodes of one view, the table marks one current
+ * (view_current), the one lookups answer with while the object holds its
+ * frame; older ones stay filed, out of lookups' way, until forgotten. */
 #define _GNU_SOURCE
 #include "fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +29,7 @@
 #include <unistd.h>
 
 #include "fsload.h"
+#include "fsview.h"
 #include "passthrough.h"
 #include "sysv.h"
 
@@ -51,6 +60,8 @@ static void node_free(struct node *n)
 		sysv_node_free(n);
 	if (n->kind == NODE_LOAD)
 		load_node_free(n);
+	if (n->kind == NODE_VIEW)
+		viewgen_node_free(n);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
@@ -197,6 +208,27 @@ struct node *inode_get_sysv(struct inode_table *t, int shmid, key_t key)
 	return n;
 }
 
+/* A new view node filed in the table with one reference, adopting FD
+ * (closed when out of memory: NULL). Caller holds t->lock. */
+static struct node *view_node_new(struct inode_table *t, int fd, dev_t dev, ino_t ino,
+				  uint32_t variant, int shmid)
+{
+	struct node *n = node_alloc(NODE_VIEW);
+	if (!n) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	n->fd = fd;
+	n->dev = dev;
+	n->ino = ino;
+	n->variant = variant;
+	n->shmid = shmid;
+	n->nlookup = 1;
+	insert(t, n);
+	return n;
+}
+
 struct node *inode_get_view(struct inode_table *t, int fd, dev_t dev, ino_t ino, uint32_t variant,
 			    int shmid)
 {
@@ -211,22 +243,71 @@ struct node *inode_get_view(struct inode_table *t, int fd, dev_t dev, ino_t ino,
 			return n;
 		}
 	}
-	struct node *n = node_alloc(NODE_VIEW);
-	if (!n) {
+	struct node *n = view_node_new(t, fd, dev, ino, variant, shmid);
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct node *inode_get_view_gen(struct inode_table *t, int fd, dev_t dev, ino_t ino,
+				uint32_t variant, int shmid, struct view_gen *gen,
+				int (*same)(const struct view_gen *current, const struct view_gen *gen),
+				struct node **replaced)
+{
+	*replaced = NULL;
+	pthread_mutex_lock(&t->lock);
+	size_t b = bucket_of(t, NODE_VIEW, (uint64_t)dev, (uint64_t)ino, variant);
+	struct node *cur = NULL;
+	for (struct node *n = t->buckets[b]; n && !cur; n = n->hash_next)
+		if (n->kind == NODE_VIEW && n->view_current && n->dev == dev && n->ino == ino &&
+		    n->variant == variant)
+			cur = n;
+	if (cur && cur->gen && same(cur->gen, gen)) {
+		cur->nlookup++;
 		pthread_mutex_unlock(&t->lock);
 		if (fd >= 0)
 			close(fd);
-		return NULL;
+		return cur;
 	}
-	n->fd = fd;
-	n->dev = dev;
-	n->ino = ino;
-	n->variant = variant;
-	n->shmid = shmid;
-	n->nlookup = 1;
-	insert(t, n);
+	struct node *n = view_node_new(t, fd, dev, ino, variant, shmid);
+	if (n && cur) {
+		cur->view_current = 0;
+		cur->nlookup++;
+		*replaced = cur;
+	}
+	if (n) {
+		n->gen = gen;
+		n->view_current = 1;
+	}
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+struct node *inode_find_view(struct inode_table *t, dev_t dev, ino_t ino, uint32_t variant,
+			     int (*same)(const struct view_gen *current, const struct view_gen *gen),
+			     const struct view_gen *gen)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t b = bucket_of(t, NODE_VIEW, (uint64_t)dev, (uint64_t)ino, variant);
+	struct node *found = NULL;
+	for (struct node *n = t->buckets[b]; n && !found; n = n->hash_next)
+		if (n->kind == NODE_VIEW && n->view_current && n->dev == dev && n->ino == ino &&
+		    n->variant == variant)
+			found = n;
+	if (found && found->gen && same(found->gen, gen))
+		found->nlookup++;
+	else
+		found = NULL;
+	pthread_mutex_unlock(&t->lock);
+	return found;
+}
+
+int inode_view_retire(struct inode_table *t, struct node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	int was = n->view_current;
+	n->view_current = 0;
+	pthread_mutex_unlock(&t->lock);
+	return was;
 }
 
 struct node *inode_new_sysv_pending(key_t key)
@@ -287,6 +368,7 @@ void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup)
 	/* A segment node that never got its shmid is in no bucket. */
 	if (n->kind != NODE_SYSV_SEG || n->shmid >= 0)
 		unlink_node(t, n);
+	n->view_current = 0;
 	pthread_mutex_unlock(&t->lock);
 	node_free(n);
 }
@@ -328,18 +410,48 @@ int inode_backing_claim(struct node *n, int fd)
 	return id;
 }
 
-void inode_backing_put(struct node *n)
+int inode_backing_hold_locked(struct node *n)
 {
-	pthread_mutex_lock(&n->lock);
+	if (n->backing_id <= 0 || n->backing_private)
+		return 0;
+	n->backing_users++;
+	return 1;
+}
+
+void inode_backing_put_locked(struct node *n)
+{
 	if (--n->backing_users == 0) {
 		passthrough_backing_close(n->backing_id);
 		n->backing_id = 0;
 		n->backing_private = 0;
 	}
+}
+
+void inode_backing_put(struct node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	inode_backing_put_locked(n);
 	pthread_mutex_unlock(&n->lock);
 }
 
 void proc_path(char buf[64], int fd) { snprintf(buf, 64, "/proc/self/fd/%d", fd); }
+
+int fd_object_dir(int fd, char *name, size_t len)
+{
+	char path[64], link[PATH_MAX];
+	proc_path(path, fd);
+	ssize_t n = readlink(path, link, sizeof link - 1);
+	if (n <= 0)
+		return -ESTALE;
+	link[n] = '\0';
+	char *slash = strrchr(link, '/');
+	if (!slash || strstr(link, " (deleted)"))
+		return -ESTALE;
+	snprintf(name, len, "%.*s", NAME_MAX, slash + 1);
+	*slash = '\0';
+	int dirfd = open(link[0] ? link : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return dirfd < 0 ? -ESTALE : dirfd;
+}
 
 void fd_object_name(int fd, char *name, size_t len)
 {

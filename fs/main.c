@@ -247,7 +247,7 @@ int main(int argc, char *argv[])
 	char why[160];
 	if (pt_mode == PASSTHROUGH_OFF) {
 		shm_log(SHM_LOG_INFO, "passthrough off (-o passthrough=off): reads and writes go "
-				      "through the daemon; mmap(MAP_SHARED) of files in the mount "
+				      "through the daemon; mmap(MAP_SHARED) of raw files in the mount "
 				      "fails with ENODEV");
 	} else if (!passthrough_possible(why, sizeof why)) {
 		if (pt_mode == PASSTHROUGH_ON) {
@@ -255,7 +255,7 @@ int main(int argc, char *argv[])
 			goto out_args;
 		}
 		shm_log(SHM_LOG_INFO, "passthrough off: %s; reads and writes go through the "
-				      "daemon; mmap(MAP_SHARED) of files in the mount fails with "
+				      "daemon; mmap(MAP_SHARED) of raw files in the mount fails with "
 				      "ENODEV", why);
 		pt_mode = PASSTHROUGH_OFF;
 	}
@@ -327,6 +327,7 @@ int main(int argc, char *argv[])
 	}
 	ret = ret ? 1 : 0;
 	open_close_all(&fs); /* what the kernel never released, while the device is open */
+	view_stop_all();
 
 out_unmount:
 	fuse_session_unmount(se);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -143,6 +144,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 				     AT_EMPTY_PATH) < 0)
 				return (void)fuse_reply_err(req, errno);
 			to_set &= ~owner;
+		}
+		/* A writable open's file is its own: its size may change
+		 * (scp writes a file, then sets its size). */
+		struct handle *h = fi ? HANDLE(fi) : NULL;
+		if ((to_set & FUSE_SET_ATTR_SIZE) && h && h->view && h->writable) {
+			int rc = view_truncate(h, attr->st_size);
+			if (rc < 0)
+				return (void)fuse_reply_err(req, -rc);
+			to_set &= ~FUSE_SET_ATTR_SIZE;
 		}
 		struct stat st;
 		int rc = view_node_stat(shmfs_of(req), n, &st);
@@ -357,7 +367,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)ino;
 	struct handle *h = HANDLE(fi);
 	int rc = h->load			     ? load_flush(h)
-		 : h->view			     ? view_flush(h)
+		 : h->view			     ? view_flush(shmfs_of(req), h)
 		 : h->node->kind == NODE_SYSV_SEG ? sysv_seg_flush(h)
 						     : 0;
 	fuse_reply_err(req, -rc);
@@ -387,7 +397,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	if (h->load)
 		return (void)fuse_reply_err(req, 0);
 	if (h->view)
-		return (void)fuse_reply_err(req, -view_flush(h));
+		return (void)fuse_reply_err(req, -view_flush(shmfs_of(req), h));
 	if (h->node->kind == NODE_SYSV_SEG)
 		return (void)fuse_reply_err(req, 0);
 	posix_fsync(req, h, datasync);
@@ -404,6 +414,20 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	if (h->node->kind == NODE_SYSV_SEG)
 		return sysv_seg_fallocate(req, h, mode, off, len);
 	posix_falloc(req, h, mode, off, len);
+}
+
+/* POLL: stream views are readable once a newer frame is posted (viewpoll.c);
+ * every other file is always ready, as a regular file is. */
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
+{
+	(void)ino;
+	struct handle *h = HANDLE(fi);
+	if (h->view)
+		return view_poll(req, h, ph);
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
 }
 
 void open_track(struct shmfs *fs, struct open_item *item,
@@ -700,6 +724,7 @@ const struct fuse_lowlevel_ops shmfs_ops = {
 	.release = op_release,
 	.fsync = op_fsync,
 	.fallocate = op_fallocate,
+	.poll = op_poll,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,

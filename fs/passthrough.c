@@ -207,7 +207,7 @@ static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
 	} else {
 		shm_log(SHM_LOG_INFO, "passthrough off: the kernel does not offer it (protocol "
 				      "7.%u); reads and writes go through the daemon and "
-				      "mmap(MAP_SHARED) of files in the mount fails with ENODEV",
+				      "mmap(MAP_SHARED) of raw files in the mount fails with ENODEV",
 			kminor);
 	}
 	return res;

@@ -4,7 +4,7 @@
  * segment has no file to keep attributes in, so typed layouts live in the
  * daemon, as long as the mount (and the segment). */
 #define _GNU_SOURCE
-#include "fsview.h"
+#include "viewint.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -85,6 +85,10 @@ static int link_slot(const char *name)
 static int entry_for(struct shmfs *fs, int shmid, enum view_kind kind, ino_t ino,
 		     struct fuse_entry_param *e)
 {
+	if (kind != VK_CFITSIO_LINK) {
+		int rc = view_sysv_entry(fs, shmid, kind, ino, e);
+		return rc == -ENODATA ? -ENOENT : rc;
+	}
 	struct node *n = inode_get_view(&fs->table, -1, 0, ino, kind, shmid);
 	if (!n)
 		return -ENOMEM;

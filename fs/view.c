@@ -1,14 +1,12 @@
 /* view.c - FITS and MRC views of the objects of SOURCE: X.fits of a stream
  * X.im.shm, .mrc and .fits of an IMOD file, NAME.fits of an object typed with
  * user.shmfs.* attributes. A view exists while its object exists and parses;
- * a real file of the same name wins. Opening a view builds its whole file
- * image in memory (core/view.h): a reader gets one consistent frame from open
- * to close. Writes land in that image (header bytes only where they stay the
- * same); when a written view is closed its pixels go back to the object, for a
- * stream as one frame (write flag, pixels, write time, CNT0 + 1, semaphores
- * posted). */
+ * a real file of the same name wins. This file finds views (probing objects),
+ * lists them and gives their attributes; each frame of a view is a node and a
+ * snapshot file of its own (viewsnap.c), opened, read and written back by
+ * viewopen.c. */
 #define _GNU_SOURCE
-#include "fsview.h"
+#include "viewint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,42 +31,7 @@
 #include "typed.h"
 #include "view.h"
 
-#define FRAME_WAIT_MS 500 /* how long a reader waits for a busy writer */
-
-/* What a view is made of, found by probing its object. */
-struct probe {
-	enum view_kind kind;
-	int fd;                /* the object, opened for reading (or writing) */
-	struct stat st;
-	enum view_format format;
-	enum elem_type type;
-	uint64_t nelement;
-	uint64_t data_offset;  /* the pixels in the object */
-	struct isio_stream stream;
-	struct imod_image imod;
-	struct typed_layout typed;
-	struct fits_header fits;   /* FITS header */
-	char name[NAME_MAX + 1];   /* the object's name, for the log */
-	int shmid;                 /* System V views: the segment, else -1 */
-	struct shmid_ds ds;
-	unsigned char *raw;        /* CFITSIO views: the file's bytes, as they are */
-	unsigned char mrc[MRC_HEADER_SIZE];
-	uint64_t header_len;
-	uint64_t file_size;
-};
-
-struct view_state {
-	struct probe probe;
-	struct view_image image;
-	int data_fd;           /* where the pixels are read and written */
-	void *map;             /* a stream, mapped shared: its metadata and
-				* semaphores (pixels go through data_fd) */
-	size_t map_len;
-	int dirty;
-	int retry_header;      /* build_image's EAGAIN was the header's */
-};
-
-static void probe_free(struct probe *p)
+void probe_free(struct probe *p)
 {
 	if (p->fd >= 0)
 		close(p->fd);
@@ -76,37 +39,41 @@ static void probe_free(struct probe *p)
 	fitshdr_free(&p->fits);
 	free(p->raw);
 	p->raw = NULL;
+	free(p->keywords);
+	p->keywords = NULL;
 }
 
-/* The FITS header of a stream, from its metadata and keywords as they are. */
-static int stream_header(struct probe *p, const unsigned char *meta)
+/* Keywords change without a new frame: they are part of its key. */
+static uint64_t keyword_hash(const struct probe *p, const unsigned char *keywords)
 {
-	const struct isio_stream *s = &p->stream;
-	size_t kwlen = (size_t)s->nbkw * ISIO_KW_SIZE;
-	unsigned char *kw = kwlen ? malloc(kwlen) : NULL;
-	if (kwlen && !kw)
-		return -ENOMEM;
-	if (kwlen && pread(p->fd, kw, kwlen, (off_t)s->off_keywords) != (ssize_t)kwlen) {
-		free(kw);
-		return -EIO;
-	}
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; keywords && i < (size_t)p->stream.nbkw * ISIO_KW_SIZE; i++)
+		h = (h ^ keywords[i]) * 1099511628211ull;
+	return h;
+}
+
+int probe_stream_header(struct probe *p, const unsigned char *meta, const unsigned char *keywords,
+			enum isio_frame_quality q)
+{
 	fitshdr_free(&p->fits);
 	fitshdr_init(&p->fits);
-	int rc = view_stream_header(s, meta, kw, &p->fits);
-	free(kw);
+	p->kwhash = keyword_hash(p, keywords);
+	int rc = view_stream_header(&p->stream, meta, keywords, q, &p->fits);
 	if (rc == 0)
 		p->header_len = fitshdr_size(&p->fits);
 	return rc;
 }
 
-static int probe_stream(struct probe *p, const char *objname, int quiet)
+/* A stream: its metadata and keywords as they are (and its frame key);
+ * with HEADER, the FITS header made from them. */
+static int probe_stream(struct probe *p, const char *objname, int quiet, int header)
 {
-	unsigned char meta[ISIO_META_SIZE];
 	char why[160];
-	ssize_t got = pread(p->fd, meta, sizeof meta, 0);
+	ssize_t got = pread(p->fd, p->meta, sizeof p->meta, 0);
 	if (got < 0)
 		return -errno;
-	int rc = isio_parse(meta, (size_t)got, (uint64_t)p->st.st_size, &p->stream, why, sizeof why);
+	int rc = isio_parse(p->meta, (size_t)got, (uint64_t)p->st.st_size, &p->stream, why,
+			    sizeof why);
 	if (rc < 0) {
 		if (!quiet)
 			shm_log_once(SHM_LOG_INFO, "%s: not a valid ImageStreamIO stream, no view: %s",
@@ -117,7 +84,25 @@ static int probe_stream(struct probe *p, const char *objname, int quiet)
 	p->type = p->stream.type;
 	p->nelement = p->stream.nelement;
 	p->data_offset = p->stream.off_data;
-	return stream_header(p, meta);
+	size_t kwlen = (size_t)p->stream.nbkw * ISIO_KW_SIZE;
+	p->keywords = malloc(kwlen ? kwlen : 1);
+	if (!p->keywords)
+		return -ENOMEM;
+	if (kwlen && pread(p->fd, p->keywords, kwlen, (off_t)p->stream.off_keywords) !=
+			     (ssize_t)kwlen)
+		return -EIO;
+	p->kwhash = keyword_hash(p, p->keywords);
+	return header ? probe_stream_header(p, p->meta, p->keywords, ISIO_FRAME_WHOLE) : 0;
+}
+
+/* The header and size of a stream probed without them. */
+static int probe_complete(struct probe *p)
+{
+	int rc = p->header_len ? 0 : probe_stream_header(p, p->meta, p->keywords, ISIO_FRAME_WHOLE);
+	if (rc == 0)
+		rc = view_size(p->format, p->type, p->nelement, p->header_len, &(uint64_t){0},
+			       &p->file_size);
+	return rc;
 }
 
 static int probe_imod(struct probe *p, const char *objname, int quiet)
@@ -184,8 +169,10 @@ static int probe_typed(struct probe *p, const char *objname, int quiet)
 	return probe_typed_image(p);
 }
 
-/* Probe object FD (adopted: closed by probe_free) as view KIND. */
-static int probe_fd(int fd, enum view_kind kind, const char *objname, int quiet, struct probe *p)
+/* Probe object FD (adopted: closed by probe_free) as view KIND; a stream
+ * without its header unless HEADER (probe_complete adds it). */
+static int probe_fd(int fd, enum view_kind kind, const char *objname, int quiet, int header,
+		    struct probe *p)
 {
 	memset(p, 0, sizeof *p);
 	p->fd = fd;
@@ -196,13 +183,13 @@ static int probe_fd(int fd, enum view_kind kind, const char *objname, int quiet,
 		return -ENOENT;
 	int rc;
 	switch (kind) {
-	case VK_STREAM_FITS: rc = probe_stream(p, objname, quiet); break;
+	case VK_STREAM_FITS: rc = probe_stream(p, objname, quiet, header); break;
 	case VK_IMOD_MRC:
 	case VK_IMOD_FITS: rc = probe_imod(p, objname, quiet); break;
 	case VK_TYPED_FITS: rc = probe_typed(p, objname, quiet); break;
 	default: rc = -ENOENT;
 	}
-	if (rc == 0)
+	if (rc == 0 && p->header_len)
 		rc = view_size(p->format, p->type, p->nelement, p->header_len, &(uint64_t){0},
 			       &p->file_size);
 	return rc;
@@ -233,31 +220,55 @@ static int candidates(const char *name, struct candidate *c)
 	return n;
 }
 
-static void view_stat(const struct probe *p, struct stat *st)
+/* The attributes of view KIND that come from its object: a segment
+ * (SHMID, DS) or a POSIX object (OST). */
+static void object_stat(enum view_kind kind, int shmid, const struct shmid_ds *ds,
+			const struct stat *ost, struct stat *st)
 {
-	if (p->shmid >= 0) {
-		struct sysv_seg seg = {.shmid = p->shmid, .ds = p->ds};
+	if (shmid >= 0) {
+		struct sysv_seg seg = {.shmid = shmid, .ds = *ds};
 		sysv_fill_stat(&seg, st);
-		st->st_size = (off_t)p->file_size;
-		st->st_blocks = (blkcnt_t)((p->file_size + 511) / 512);
-		st->st_ino ^= (ino_t)p->kind << 48;
-		if (p->kind == VK_CFITSIO_LINK) {
+		st->st_ino ^= (ino_t)kind << 48;
+		if (kind == VK_CFITSIO_LINK) {
 			/* lstat of a link: its size is the length of its text. */
 			char target[SYSV_NAME_MAX + 8];
 			st->st_mode = S_IFLNK | 0777;
-			st->st_size = sysvview_link_text(p->ds.shm_perm.__key, target, sizeof target);
+			st->st_size = sysvview_link_text(ds->shm_perm.__key, target, sizeof target);
 			st->st_blocks = 0;
 		}
 		return;
 	}
-	*st = p->st;
-	st->st_mode = S_IFREG | (p->st.st_mode & 07777);
+	*st = *ost;
+	st->st_mode = S_IFREG | (ost->st_mode & 07777);
 	st->st_nlink = 1;
-	st->st_size = (off_t)p->file_size;
-	st->st_blocks = (blkcnt_t)((p->file_size + 511) / 512);
 	/* Not the object's inode number: cp and friends must not take a view
 	 * and its object for the same file. */
-	st->st_ino = p->st.st_ino ^ ((ino_t)p->kind << 56);
+	st->st_ino = ost->st_ino ^ ((ino_t)kind << 56);
+}
+
+void view_stat(const struct probe *p, struct stat *st)
+{
+	object_stat(p->kind, p->shmid, &p->ds, &p->st, st);
+	if (p->kind == VK_CFITSIO_LINK)
+		return; /* its size is its text's (object_stat) */
+	st->st_size = (off_t)p->file_size;
+	st->st_blocks = (blkcnt_t)((p->file_size + 511) / 512);
+	/* A stream view's time is its frame's: ls -lt, find -newer and make
+	 * see frames move. */
+	if (p->kind == VK_STREAM_FITS && p->stream.writetime.tv_sec)
+		st->st_mtim = st->st_ctim = p->stream.writetime;
+}
+
+int view_object_stat(struct shmfs *fs, struct node *n, struct stat *st)
+{
+	(void)fs;
+	struct stat ost;
+	struct sysv_seg seg = {.shmid = n->shmid};
+	if (n->shmid >= 0 ? sysv_stat(&seg) < 0
+			  : fstatat(n->fd, "", &ost, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return n->shmid >= 0 ? -ENOENT : -errno;
+	object_stat((enum view_kind)n->variant, n->shmid, &seg.ds, &ost, st);
+	return 0;
 }
 
 int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse_entry_param *e)
@@ -276,10 +287,16 @@ int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse
 		if (fd < 0)
 			continue;
 		struct probe p;
-		int rc = probe_fd(fd, c[i].kind, c[i].object, 0, &p);
+		int rc = probe_fd(fd, c[i].kind, c[i].object, 0, 0, &p);
+		/* The node of the frame the object holds, when it holds its
+		 * snapshot: nothing more to make. */
+		if (rc == 0 && viewgen_find(fs, p.st.st_dev, p.st.st_ino, &p, e) == 0) {
+			probe_free(&p);
+			return 0;
+		}
+		if (rc == 0)
+			rc = probe_complete(&p);
 		if (rc == 0) {
-			memset(e, 0, sizeof *e);
-			view_stat(&p, &e->attr);
 			int opath = openat(dir->fd, c[i].object, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			struct stat st;
 			if (opath < 0 || fstat(opath, &st) < 0 || st.st_ino != p.st.st_ino) {
@@ -288,15 +305,9 @@ int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse
 				probe_free(&p);
 				return -ENOENT; /* replaced meanwhile */
 			}
-			struct node *node = inode_get_view(&fs->table, opath, p.st.st_dev,
-							   p.st.st_ino, c[i].kind, -1);
+			rc = viewgen_entry(fs, opath, p.st.st_dev, p.st.st_ino, &p, e);
 			probe_free(&p);
-			if (!node)
-				return -ENOMEM;
-			e->ino = inode_number(fs, node);
-			e->entry_timeout = fs->timeout;
-			e->attr_timeout = 0; /* the size follows the keywords */
-			return 0;
+			return rc;
 		}
 		probe_free(&p);
 	}
@@ -355,7 +366,7 @@ int view_list(struct shmfs *fs, struct node *dir, void *snapshot)
 			if (fd < 0)
 				break;
 			struct probe p;
-			if (probe_fd(fd, kinds[k], name, 0, &p) == 0)
+			if (probe_fd(fd, kinds[k], name, 0, 0, &p) == 0)
 				rc = dirsnap_add(snapshot, views[k],
 						 p.st.st_ino ^ ((ino_t)kinds[k] << 56), S_IFREG);
 			probe_free(&p);
@@ -365,17 +376,18 @@ int view_list(struct shmfs *fs, struct node *dir, void *snapshot)
 }
 
 /* Probe a System V view node: a typed segment, or a CFITSIO file (whose
- * bytes are read here, under CFITSIO's lock, so a half-written file is never
- * shown). */
-static int probe_sysv(struct shmfs *fs, struct node *n, struct probe *p)
+ * bytes are read here when CONTENT is asked for, under CFITSIO's lock, so a
+ * half-written file is never shown). */
+static int probe_sysv(struct shmfs *fs, int shmid, enum view_kind kind, int content,
+		      struct probe *p)
 {
 	char why[160];
 	memset(p, 0, sizeof *p);
 	p->fd = -1;
-	p->shmid = n->shmid;
-	p->kind = (enum view_kind)n->variant;
+	p->shmid = shmid;
+	p->kind = kind;
 	fitshdr_init(&p->fits);
-	struct sysv_seg seg = {.shmid = n->shmid};
+	struct sysv_seg seg = {.shmid = shmid};
 	int rc = sysv_stat(&seg);
 	if (rc < 0)
 		return rc;
@@ -384,7 +396,7 @@ static int probe_sysv(struct shmfs *fs, struct node *n, struct probe *p)
 	sysv_name_format(segname, seg.ds.shm_perm.__key, seg.shmid);
 	snprintf(p->name, sizeof p->name, "%s/%s", fs->sysvdir, segname);
 	if (p->kind == VK_SYSV_TYPED_FITS) {
-		rc = sysvview_layout(fs, n->shmid, seg.ds.shm_segsz, &p->typed, why, sizeof why);
+		rc = sysvview_layout(fs, shmid, seg.ds.shm_segsz, &p->typed, why, sizeof why);
 		if (rc < 0)
 			return -ENOENT;
 		rc = probe_typed_image(p);
@@ -396,10 +408,10 @@ static int probe_sysv(struct shmfs *fs, struct node *n, struct probe *p)
 	struct cfshm_slot slots[64];
 	int count = cfshm_slots(cfshm_keybase(), cfshm_maxseg(), slots, 64);
 	for (int i = 0; i < count; i++) {
-		if (slots[i].shmid != n->shmid)
+		if (slots[i].shmid != shmid)
 			continue;
 		p->file_size = slots[i].fits_size;
-		if (p->kind == VK_CFITSIO_LINK)
+		if (p->kind == VK_CFITSIO_LINK || !content)
 			return 0;
 		return cfshm_read_fits(cfshm_keybase(), cfshm_maxseg(), &slots[i], FRAME_WAIT_MS,
 				       &p->raw, &p->file_size);
@@ -407,25 +419,42 @@ static int probe_sysv(struct shmfs *fs, struct node *n, struct probe *p)
 	return -ENOENT;
 }
 
-/* Re-probe the object of view node N through its O_PATH descriptor. */
-static int probe_node(struct shmfs *fs, struct node *n, int flags, struct probe *p)
+int view_sysv_entry(struct shmfs *fs, int shmid, enum view_kind kind, ino_t ino,
+		    struct fuse_entry_param *e)
 {
-	if (n->shmid >= 0)
-		return probe_sysv(fs, n, p);
+	struct probe p;
+	int rc = probe_sysv(fs, shmid, kind, 0, &p);
+	if (rc == 0)
+		rc = viewgen_entry(fs, -1, 0, ino, &p, e);
+	probe_free(&p);
+	return rc;
+}
+
+int view_object_open(struct node *n, int flags)
+{
 	char path[64];
 	proc_path(path, n->fd);
 	int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Re-probe the object of view node N through its O_PATH descriptor. */
+int probe_node(struct shmfs *fs, struct node *n, int flags, int content, struct probe *p)
+{
+	if (n->shmid >= 0)
+		return probe_sysv(fs, n->shmid, (enum view_kind)n->variant, content, p);
+	int fd = view_object_open(n, flags);
 	if (fd < 0) {
 		memset(p, 0, sizeof *p);
 		p->fd = -1;
 		p->shmid = -1;
 		fitshdr_init(&p->fits);
-		return -errno;
+		return fd;
 	}
 	/* The object's name (an IMOD file's says its capacity). */
 	char objname[NAME_MAX + 1];
 	fd_object_name(n->fd, objname, sizeof objname);
-	int rc = probe_fd(fd, (enum view_kind)n->variant, objname, 1, p);
+	int rc = probe_fd(fd, (enum view_kind)n->variant, objname, 1, 1, p);
 	if (rc == 0 && p->st.st_nlink == 0)
 		rc = -ESTALE; /* removed: the kernel looks the name up again */
 	snprintf(p->name, sizeof p->name, "%s", objname);
@@ -436,8 +465,10 @@ int view_node_stat(struct shmfs *fs, struct node *n, struct stat *st)
 {
 	if (n->variant == VK_STREAM_LINK)
 		return links_view_stat(fs, n, st);
+	if (viewgen_stat(fs, n, st))
+		return 0;
 	struct probe p;
-	int rc = probe_node(fs, n, O_RDONLY, &p);
+	int rc = probe_node(fs, n, O_RDONLY, 0, &p);
 	if (rc == 0 || rc == -ESTALE)
 		view_stat(&p, st);
 	probe_free(&p);
@@ -452,7 +483,9 @@ void view_getattr(fuse_req_t req, struct node *n)
 		int rc = links_view_stat(shmfs_of(req), n, &st);
 		return (void)(rc < 0 ? fuse_reply_err(req, -rc) : fuse_reply_attr(req, &st, 0));
 	}
-	int rc = probe_node(shmfs_of(req), n, O_RDONLY, &p);
+	if (viewgen_stat(shmfs_of(req), n, &st))
+		return (void)fuse_reply_attr(req, &st, 0);
+	int rc = probe_node(shmfs_of(req), n, O_RDONLY, 0, &p);
 	/* An object removed while its name is cached still has attributes
 	 * (fstat of an open view needs them); OPEN answers ESTALE, and the
 	 * kernel looks the name up again. */
@@ -462,262 +495,4 @@ void view_getattr(fuse_req_t req, struct node *n)
 	if (rc < 0 && rc != -ESTALE)
 		return (void)fuse_reply_err(req, -rc);
 	fuse_reply_attr(req, &st, 0);
-}
-
-
-
-
-static void write_header(struct view_state *v)
-{
-	if (v->probe.format == VIEW_MRC)
-		memcpy(v->image.bytes, v->probe.mrc, MRC_HEADER_SIZE);
-	else
-		fitshdr_write(&v->probe.fits, (char *)v->image.bytes);
-}
-
-/* One consistent frame of a stream into the image, with the stream's update
- * protocol (core/isio.c): the pixels are read through the descriptor, the
- * counter and the write flag watched in the stream's mapped first page (no
- * system call: a writer in a tight loop leaves only microseconds between
- * frames). META gets the metadata of the frame taken. */
-struct frame_fill {
-	struct view_image *image;
-	int fd;
-	uint64_t offset;
-	int rc;
-};
-
-/* Frames up to this size are converted straight from the mapping: a copy
- * from memory is the shortest window a writer in a tight loop must leave.
- * Larger ones are read with pread (see view_fill_from_fd). */
-#define MAPPED_FRAME_BYTES ((uint64_t)1 << 20)
-
-static void frame_fill(const void *src, void *arg)
-{
-	struct frame_fill *f = arg;
-	if (f->image->data_len <= MAPPED_FRAME_BYTES) {
-		view_fill(f->image, src);
-		f->rc = 0;
-		return;
-	}
-	f->rc = view_fill_from_fd(f->image, f->fd, f->offset);
-}
-
-static int fill_stream_frame(struct view_state *v, unsigned char *meta)
-{
-	struct frame_fill f = {&v->image, v->data_fd, v->probe.data_offset, 0};
-	int rc = isio_read_frame(v->map, v->map_len, &v->probe.stream, frame_fill, &f, meta,
-				 FRAME_WAIT_MS);
-	if (rc == -EFAULT)
-		return -EIO; /* shrunk under the mapping */
-	return rc < 0 ? rc : f.rc;
-}
-
-/* Build the image of an open view. Returns 0 or -errno. */
-static int build_image(struct view_state *v)
-{
-	struct probe *p = &v->probe;
-	int rc = view_alloc(&v->image, p->format, p->type, p->nelement, p->header_len);
-	if (rc < 0)
-		return rc;
-	if (p->kind == VK_STREAM_FITS) {
-		unsigned char meta[ISIO_META_SIZE];
-		rc = fill_stream_frame(v, meta);
-		if (rc == -EAGAIN)
-			shm_log(SHM_LOG_WARN, "%s: a writer kept the stream busy for %d ms: no "
-					      "consistent frame to read (EAGAIN)",
-				p->name, FRAME_WAIT_MS);
-		/* The header tells the frame that was taken. */
-		uint64_t len = p->header_len;
-		if (rc == 0)
-			rc = stream_header(p, meta);
-		if (rc == 0 && p->header_len != len) {
-			v->retry_header = 1; /* keywords changed shape meanwhile */
-			rc = -EAGAIN;
-		}
-	} else {
-		rc = view_fill_from_fd(&v->image, v->data_fd, p->data_offset);
-	}
-	if (rc == 0)
-		write_header(v);
-	return rc;
-}
-
-static void view_state_free(struct view_state *v)
-{
-	if (v->map)
-		munmap(v->map, v->map_len);
-	if (v->data_fd >= 0 && v->data_fd != v->probe.fd)
-		close(v->data_fd);
-	view_free(&v->image);
-	probe_free(&v->probe);
-	free(v);
-}
-
-static void handle_close(struct shmfs *fs, struct open_item *item)
-{
-	view_release(fs, (struct handle *)item);
-}
-
-void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
-{
-	int writable = (fi->flags & O_ACCMODE) != O_RDONLY;
-	struct handle *h = calloc(1, sizeof *h);
-	struct view_state *v = calloc(1, sizeof *v);
-	int rc = (!h || !v) ? -ENOMEM : 0;
-	if (v) {
-		v->probe.fd = -1;
-		v->probe.shmid = -1;
-		v->data_fd = -1;
-		fitshdr_init(&v->probe.fits);
-	}
-	for (int attempt = 0; rc == 0 && attempt < 3; attempt++) {
-		if (v->map)
-			munmap(v->map, v->map_len);
-		v->map = NULL;
-		if (v->data_fd >= 0 && v->data_fd != v->probe.fd)
-			close(v->data_fd);
-		v->data_fd = -1;
-		view_free(&v->image);
-		probe_free(&v->probe);
-		rc = probe_node(shmfs_of(req), n, writable ? O_RDWR : O_RDONLY, &v->probe);
-		if (rc < 0)
-			break;
-		if (v->probe.kind == VK_CFITSIO_LINK) {
-			rc = -ELOOP;
-			break;
-		}
-		if (v->probe.kind == VK_CFITSIO_FITS) {
-			/* CFITSIO's own driver writes these files. The bytes go
-			 * into an image like any view's: replies are sent from
-			 * mapped memory, which outlives the reply on every path. */
-			if (writable)
-				rc = -EROFS;
-			else
-				rc = view_alloc(&v->image, VIEW_MRC, ELEM_U8, v->probe.file_size, 0);
-			if (rc == 0) {
-				memcpy(v->image.bytes, v->probe.raw, v->probe.file_size);
-				free(v->probe.raw);
-				v->probe.raw = NULL;
-			}
-			break;
-		}
-
-		if (v->probe.shmid >= 0) {
-			v->data_fd = sysv_open_file(v->probe.shmid);
-			rc = v->data_fd < 0 ? v->data_fd : 0;
-		} else {
-			v->data_fd = v->probe.fd;
-		}
-		if (rc == 0 && v->probe.kind == VK_STREAM_FITS) {
-			v->map_len = (size_t)v->probe.st.st_size;
-			v->map = mmap(NULL, v->map_len, PROT_READ | (writable ? PROT_WRITE : 0),
-				      MAP_SHARED, v->probe.fd, 0);
-			if (v->map == MAP_FAILED)
-				rc = -errno;
-		}
-		if (rc < 0) {
-			v->map = NULL;
-			break;
-		}
-		rc = build_image(v);
-		/* a header that changed shape while the frame was taken: again */
-		if (rc != -EAGAIN || attempt == 2 || v->probe.kind != VK_STREAM_FITS ||
-		    !v->retry_header)
-			break;
-		rc = 0;
-	}
-	if (rc < 0) {
-		if (v)
-			view_state_free(v);
-		free(h);
-		return (void)fuse_reply_err(req, -rc);
-	}
-	h->node = n;
-	h->writable = writable;
-	h->view = v;
-	h->map.fd = -1;
-	open_track(shmfs_of(req), &h->item, handle_close);
-	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = 1;
-	fi->keep_cache = 0;
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		view_release(shmfs_of(req), h);
-}
-
-void view_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
-{
-	const struct view_image *img = &h->view->image;
-	if (off < 0 || (uint64_t)off >= img->file_size)
-		return (void)fuse_reply_buf(req, NULL, 0);
-	uint64_t left = img->file_size - (uint64_t)off;
-	fuse_reply_buf(req, (const char *)img->bytes + off, size < left ? size : (size_t)left);
-}
-
-void view_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
-{
-	struct view_state *v = h->view;
-	if (v->probe.kind == VK_CFITSIO_FITS)
-		return (void)fuse_reply_err(req, EROFS);
-	struct view_image *img = &v->image;
-	if (off < 0 || (uint64_t)off + size > img->file_size) {
-		shm_log_once(SHM_LOG_WARN, "%s: its view has a fixed size (%llu bytes): a write "
-					   "past its end is refused (EFBIG)",
-			     v->probe.name, (unsigned long long)img->file_size);
-		return (void)fuse_reply_err(req, EFBIG);
-	}
-	uint64_t data_end = img->header_len + img->data_len;
-	/* Header and padding bytes may only be written as they are. */
-	uint64_t start = (uint64_t)off, end = start + size;
-	for (uint64_t a = start; a < end;) {
-		int in_data = a >= img->header_len && a < data_end;
-		uint64_t b = in_data ? (end < data_end ? end : data_end)
-				     : (a < img->header_len ? (end < img->header_len ? end
-									 : img->header_len)
-							    : end);
-		if (!in_data && memcmp(img->bytes + a, buf + (a - start), b - a) != 0) {
-			shm_log_once(SHM_LOG_WARN, "%s: the header of its view is made from the "
-						   "segment: a write that changes it is refused (EPERM)",
-				     v->probe.name);
-			return (void)fuse_reply_err(req, EPERM);
-		}
-		a = b;
-	}
-	if (start < data_end && end > img->header_len) {
-		uint64_t a = start > img->header_len ? start : img->header_len;
-		uint64_t b = end < data_end ? end : data_end;
-		memcpy(img->bytes + a, buf + (a - start), b - a);
-		v->dirty = 1;
-	}
-	fuse_reply_write(req, size);
-}
-
-
-
-int view_flush(struct handle *h)
-{
-	struct view_state *v = h->view;
-	if (!v->dirty)
-		return 0;
-	struct probe *p = &v->probe;
-	int rc = 0;
-	if (p->kind == VK_STREAM_FITS)
-		rc = isio_frame_begin(v->map, v->map_len, &p->stream);
-	if (rc == 0)
-		rc = view_extract_to_fd(&v->image, v->data_fd, p->data_offset);
-	if (rc == 0 && p->kind == VK_STREAM_FITS)
-		rc = isio_frame_end(v->map, v->map_len, &p->stream);
-	if (rc < 0) {
-		shm_log(SHM_LOG_WARN, "%s: writing its view back failed (%s)", p->name, strerror(-rc));
-		return rc == -ENOSPC ? rc : -EIO;
-	}
-	v->dirty = 0;
-	return 0;
-}
-
-void view_release(struct shmfs *fs, struct handle *h)
-{
-	open_untrack(fs, &h->item);
-	view_state_free(h->view);
-	free(h);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,7 +60,7 @@ static int help(const struct command *cmd)
 }
 
 /* Options every subcommand but ls takes: --dir and --help. */
-enum { OPT_DRY_RUN = 256, OPT_JSON, OPT_TYPE, OPT_SHAPE, OPT_OFFSET };
+enum { OPT_DRY_RUN = 256, OPT_JSON, OPT_TYPE, OPT_SHAPE, OPT_OFFSET, OPT_TIMEOUT };
 
 /* The window over which ls, info and top count frames, by default. */
 #define DEFAULT_INTERVAL 1.0
@@ -68,7 +69,7 @@ enum { OPT_DRY_RUN = 256, OPT_JSON, OPT_TYPE, OPT_SHAPE, OPT_OFFSET };
 struct args {
 	const char *dir;
 	int json, longform, yes, dry_run;
-	const char *type, *shape, *offset;
+	const char *type, *shape, *offset, *timeout;
 	double interval;       /* -i SECONDS */
 	long iterations;       /* top -n COUNT; 0: until q (terminal) or 1 */
 	char **rest;
@@ -129,6 +130,7 @@ static int parse(const struct command *cmd, int argc, char **argv, const char *s
 		case OPT_TYPE: a->type = optarg; break;
 		case OPT_SHAPE: a->shape = optarg; break;
 		case OPT_OFFSET: a->offset = optarg; break;
+		case OPT_TIMEOUT: a->timeout = optarg; break;
 		default: {
 			char problem[96];
 			if (optopt && optopt < 256)
@@ -447,6 +449,67 @@ static int cmd_save(const struct command *cmd, int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* ---- wait ---- */
+
+static int cmd_wait(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option extra[] = {{"timeout", required_argument, NULL, OPT_TIMEOUT},
+					      {0}};
+	struct args a;
+	int rc = parse(cmd, argc, argv, "", extra, &a);
+	if (rc >= 0)
+		return rc;
+	if (a.nrest != 1)
+		return usage(cmd, "one NAME is needed");
+	double seconds = -1;
+	if (a.timeout) {
+		char *end;
+		seconds = strtod(a.timeout, &end);
+		if (*end || !(seconds >= 0 && seconds <= 1e6))
+			return usage(cmd, "--timeout takes seconds (0 to 1000000)");
+	}
+	const char *name = a.rest[0];
+	struct obj o;
+	rc = obj_lookup(a.dir, name, &o);
+	if (rc < 0)
+		return lookup_fail(name, rc);
+	if (o.format != OBJ_STREAM && !(o.format == OBJ_LINK && o.target_exists))
+		return fail(name, "not a stream: only streams have frames to wait for");
+	char path[PATH_MAX * 2];
+	snprintf(path, sizeof path, "%s/%s", o.dir, o.name);
+	/* Read-write to wait as a registered reader; read-only, it polls. */
+	int writable = 1;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		writable = 0;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return fail(name, "cannot open it: %s", strerror(errno));
+	struct stat st;
+	unsigned char meta[ISIO_META_SIZE];
+	struct isio_stream s;
+	char why[160];
+	void *map = MAP_FAILED;
+	if (fstat(fd, &st) == 0 && pread(fd, meta, sizeof meta, 0) == (ssize_t)sizeof meta &&
+	    isio_parse(meta, sizeof meta, (uint64_t)st.st_size, &s, why, sizeof why) == 0)
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ | (writable ? PROT_WRITE : 0),
+			   MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return fail(name, "not a valid stream now");
+	uint64_t now = 0;
+	rc = isio_wait_frame(map, (size_t)st.st_size, &s, writable, s.cnt0,
+			     seconds < 0 ? -1 : (int)(seconds * 1000 + 0.5), &now);
+	munmap(map, (size_t)st.st_size);
+	if (rc == -ETIMEDOUT)
+		return fail(name, "no new frame in %g s", seconds);
+	if (rc < 0)
+		return fail(name, "the stream was cut short while waiting");
+	printf("%llu\n", (unsigned long long)now);
+	return EXIT_SUCCESS;
+}
+
 /* ---- link ---- */
 
 /* NAME without ".im.shm" into STEM; -1 for a name that cannot be a stream. */
@@ -617,6 +680,12 @@ static const struct command commands[] = {
 	 "Save one consistent frame of NAME to FILE: FITS, or MRC for an IMOD object\n"
 	 "(unless FILE ends in .fits). Written to a temporary name and renamed.\n\n"
 	 "  --type T --shape S [--offset N]   read a raw object as this layout\n"},
+	{"wait", cmd_wait, "wait [--dir DIR] [--timeout S] NAME",
+	 "Wait for the next frame of stream NAME (one newer than the frame it holds\n"
+	 "now), as a reader registered on the stream's semaphores, and print its\n"
+	 "CNT0. Exit status 0 when a frame came, 1 after --timeout seconds without\n"
+	 "one (default: no limit).\n\n"
+	 "  --timeout S   give up after S seconds (decimals allowed)\n"},
 	{"link", cmd_link, "link [--dir DIR] SRC DST",
 	 "Make DST.im.shm a stream link (symlink) to SRC.im.shm in DIR; an existing\n"
 	 "link DST is replaced. Names with or without .im.shm.\n"},

@@ -1,4 +1,4 @@
-// core: isio.c elem.c guard.c
+// core: isio.c isioframe.c elem.c guard.c
 /* fuzz_isio.c - isio_parse and the keyword reader on arbitrary bytes: the
  * first 8 bytes of the input are the claimed file size, the rest the file.
  * A stream that parses is then walked as the daemon walks it: keywords, and
@@ -48,7 +48,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned char *copy = malloc(size);
 		memcpy(copy, data, size);
 		copy[ISIO_OFF_WRITE] = 0;
-		isio_read_frame(copy, size, &s, copy_frame, &s, meta, 0);
+		enum isio_frame_quality q;
+		/* No waiting: a registered reader on hostile semaphores and PIDs */
+		isio_take_frame(copy, size, &s, 1, copy_frame, &s, meta, 0, &q);
+		copy[ISIO_OFF_WRITE] = 1;
+		isio_take_frame(copy, size, &s, 1, copy_frame, &s, meta, 0, &q);
+		uint64_t now;
+		isio_wait_frame(copy, size, &s, 1, 0, 0, &now);
 		free(copy);
 	}
 	return 0;

@@ -4,6 +4,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -134,6 +136,24 @@ static unsigned char *small_stream(struct isio_stream *s, uint64_t *size)
 	return file;
 }
 
+/* The pid of a process that has exited and been reaped. */
+static int32_t dead_pid(void)
+{
+	pid_t p = fork();
+	cr_assert_geq(p, 0);
+	if (p == 0)
+		_exit(0);
+	waitpid(p, NULL, 0);
+	return (int32_t)p;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 Test(isio, frame_protocol)
 {
 	struct isio_stream s;
@@ -145,10 +165,11 @@ Test(isio, frame_protocol)
 	uint32_t px[4] = {1, 2, 3, 4};
 	memcpy(file + 384, px, 16);
 	unsigned char got[16], meta[ISIO_META_SIZE];
-	cr_assert_eq(isio_read_frame(file, size, &s, copy_out, got, meta, 10), 0);
+	enum isio_frame_quality q;
+	cr_assert_eq(isio_take_frame(file, size, &s, 1, copy_out, got, meta, 10, &q), 0);
+	cr_assert_eq(q, ISIO_FRAME_WHOLE);
+	cr_assert_null(isio_frame_why(q));
 	cr_assert_eq(memcmp(got, px, 16), 0);
-	file[ISIO_OFF_WRITE] = 1; /* a writer that never finishes */
-	cr_assert_eq(isio_read_frame(file, size, &s, copy_out, got, meta, 20), -EAGAIN);
 	cr_assert_eq(isio_frame_begin(file, size, &s), 0);
 	cr_assert_eq(isio_frame_end(file, size, &s), 0);
 	uint64_t cnt0;
@@ -161,6 +182,135 @@ Test(isio, frame_protocol)
 	cr_assert_eq(v0, 1, "a semaphore below 10 is posted");
 	cr_assert_eq(v1, 12, "one at 10 or more is left alone");
 	cr_assert_eq(isio_frame_end(file, size - 1, &s), -EFAULT);
+	cr_assert_eq(isio_take_frame(file, size - 1, &s, 1, copy_out, got, meta, 10, &q), -EFAULT);
+	free(file);
+}
+
+Test(isio, stuck_write_flag_gives_the_frame_marked)
+{
+	struct isio_stream s;
+	uint64_t size;
+	unsigned char *file = small_stream(&s, &size);
+	uint32_t px[4] = {5, 6, 7, 8};
+	memcpy(file + 384, px, 16);
+	file[ISIO_OFF_WRITE] = 1; /* a writer that never finishes ... */
+	put32(file, ISIO_OFF_CREATORPID, (uint32_t)getpid()); /* ... and is alive */
+	unsigned char got[16], meta[ISIO_META_SIZE];
+	enum isio_frame_quality q;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(isio_take_frame(file, size, &s, 1, copy_out, got, meta, 100, &q), 0);
+	cr_assert_eq(q, ISIO_FRAME_BUSY);
+	cr_assert_geq(ms_since(&t0), 100, "waited for a gap");
+	cr_assert_eq(memcmp(got, px, 16), 0, "the pixels as they stand");
+	cr_assert_not_null(isio_frame_why(q));
+	/* The writer died mid-frame: creator, owner and posters all gone. */
+	int32_t dead = dead_pid();
+	put32(file, ISIO_OFF_CREATORPID, (uint32_t)dead);
+	put32(file, ISIO_OFF_OWNERPID, 0);
+	put32(file, s.off_writepids, (uint32_t)dead);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(isio_take_frame(file, size, &s, 1, copy_out, got, meta, 5000, &q), 0);
+	cr_assert_eq(q, ISIO_FRAME_STOPPED);
+	cr_assert_lt(ms_since(&t0), 1000, "a dead writer is not waited for");
+	cr_assert_eq(memcmp(got, px, 16), 0);
+	free(file);
+}
+
+struct second_reader {
+	unsigned char *file;
+	struct isio_stream *s;
+	uint64_t size;
+	int slot;
+};
+
+static void *attach_elsewhere(void *arg)
+{
+	struct second_reader *sr = arg;
+	struct isio_reader r;
+	isio_reader_attach(&r, sr->file, sr->size, sr->s, 1);
+	sr->slot = r.slot;
+	isio_reader_detach(&r);
+	return NULL;
+}
+
+Test(isio, reader_claims_only_a_free_slot)
+{
+	struct isio_stream s;
+	uint64_t size;
+	unsigned char *file = small_stream(&s, &size);
+	sem_t *sems = (sem_t *)(void *)(file + s.off_sems);
+	sem_init(&sems[0], 1, 3);
+	sem_init(&sems[1], 1, 3);
+	int32_t *readers = (int32_t *)(void *)(file + s.off_readpids);
+	readers[0] = (int32_t)getppid(); /* a live reader: its slot is its own */
+	readers[1] = dead_pid();        /* a reader that is gone */
+	struct isio_reader r;
+	cr_assert_eq(isio_reader_attach(&r, file, size, &s, 1), 0);
+	cr_assert_eq(r.slot, 1);
+	cr_assert_eq(readers[1], r.tid);
+	cr_assert_eq(readers[0], (int32_t)getppid());
+	int v;
+	sem_getvalue(&sems[1], &v);
+	cr_assert_eq(v, 0, "drained");
+	sem_getvalue(&sems[0], &v);
+	cr_assert_eq(v, 3, "another reader's posts are left alone");
+	cr_assert_eq(isio_reader_wait(&r, 20), 0);
+	cr_assert_eq(isio_frame_end(file, size, &s), 0); /* a frame: the writer posts */
+	cr_assert_eq(isio_reader_wait(&r, 1000), 1);
+	/* No free slot left: a reader in another thread polls. */
+	struct second_reader sr = {file, &s, size, 0};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, attach_elsewhere, &sr), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(sr.slot, -1);
+	isio_reader_detach(&r);
+	cr_assert_eq(readers[1], 0, "the slot is given back");
+	/* A read-only mapping never registers. */
+	cr_assert_eq(isio_reader_attach(&r, file, size, &s, 0), 0);
+	cr_assert_eq(r.slot, -1);
+	free(file);
+}
+
+struct later_frame {
+	unsigned char *file;
+	struct isio_stream *s;
+	uint64_t size;
+};
+
+static void *post_later(void *arg)
+{
+	struct later_frame *f = arg;
+	struct timespec pause = {0, 50 * 1000000L};
+	nanosleep(&pause, NULL);
+	isio_frame_begin(f->file, f->size, f->s);
+	isio_frame_end(f->file, f->size, f->s);
+	return NULL;
+}
+
+Test(isio, wait_for_the_next_frame)
+{
+	struct isio_stream s;
+	uint64_t size;
+	unsigned char *file = small_stream(&s, &size);
+	sem_t *sems = (sem_t *)(void *)(file + s.off_sems);
+	sem_init(&sems[0], 1, 10); /* stale posts must not count as a frame */
+	sem_init(&sems[1], 1, 0);
+	uint64_t now = 99;
+	cr_assert_eq(isio_wait_frame(file, size, &s, 1, 0, 30, &now), -ETIMEDOUT);
+	cr_assert_eq(now, 99);
+	struct later_frame f = {file, &s, size};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, post_later, &f), 0);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(isio_wait_frame(file, size, &s, 1, 0, 5000, &now), 0);
+	cr_assert_eq(now, 1);
+	cr_assert_geq(ms_since(&t0), 40);
+	cr_assert_lt(ms_since(&t0), 2000);
+	pthread_join(t, NULL);
+	/* A counter already past: at once. */
+	cr_assert_eq(isio_wait_frame(file, size, &s, 0, 0, 0, &now), 0);
 	free(file);
 }
 
@@ -203,17 +353,18 @@ Test(isio, frames_under_a_tight_writer_match_their_counter)
 	struct tight_writer w = {file, 0};
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, tight_write, &w), 0);
-	unsigned bad = 0, busy = 0;
+	unsigned bad = 0, torn = 0;
 	uint64_t first = 0, last = 0;
 	for (int i = 0; i < 20000; i++) {
 		uint32_t got[4];
 		unsigned char meta[ISIO_META_SIZE];
-		int rc = isio_read_frame(file, size, &s, copy_out, got, meta, 1000);
-		if (rc == -EAGAIN) {
-			busy++;
+		enum isio_frame_quality q;
+		int rc = isio_take_frame(file, size, &s, 1, copy_out, got, meta, 1000, &q);
+		cr_assert_eq(rc, 0);
+		if (q != ISIO_FRAME_WHOLE) {
+			torn++;
 			continue;
 		}
-		cr_assert_eq(rc, 0);
 		uint64_t cnt0;
 		memcpy(&cnt0, meta + ISIO_OFF_CNT0, 8);
 		if (got[0] != (uint32_t)cnt0 || got[1] != got[0] || got[3] != got[0])
@@ -225,7 +376,7 @@ Test(isio, frames_under_a_tight_writer_match_their_counter)
 	__atomic_store_n(&w.stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
 	cr_assert_eq(bad, 0, "%u frames whose pixels are not those of their counter", bad);
-	cr_assert_eq(busy, 0);
+	cr_assert_eq(torn, 0, "a writer that leaves gaps gave %u frames that are not whole", torn);
 	cr_assert_gt(last, first, "the writer did not run");
 	free(file);
 }

@@ -777,7 +777,7 @@ Test(load_stream, created_as_imagestreamio_creates, .init = setup, .fini = teard
 	/* Through the stream view: cards again. */
 	struct fits_header h;
 	fitshdr_init(&h);
-	cr_assert_eq(view_stream_header(&f.s, f.map, f.map + f.s.off_keywords, &h), 0);
+	cr_assert_eq(view_stream_header(&f.s, f.map, f.map + f.s.off_keywords, ISIO_FRAME_WHOLE, &h), 0);
 	size_t hl = fitshdr_size(&h);
 	char *text = malloc(hl + 1);
 	fitshdr_write(&h, text);

@@ -19,7 +19,7 @@
 #include "view.h"
 
 #define CHUNK_ELEMS (1u << 18)
-#define FRAME_WAIT_MS 2000  /* how long to wait for a busy stream writer */
+#define FRAME_WAIT_MS 300   /* how long to wait for a gap between a writer's frames */
 #define CFITSIO_WAIT_MS 2000
 
 #define FAIL(code, ...) do { snprintf(why, whylen, __VA_ARGS__); return -(code); } while (0)
@@ -195,7 +195,7 @@ struct frame_copy {
 	unsigned char *keywords;
 };
 
-/* Called by isio_read_frame inside the frame's window: the keywords are
+/* Called by isio_take_frame inside the frame's window: the keywords are
  * taken with the pixels, so the header tells the frame that was saved. */
 static void copy_frame(const void *src, void *arg)
 {
@@ -216,24 +216,33 @@ static int save_stream(int fd, const char *file, struct progress *p, char *why, 
 		return -errno;
 	if (isio_parse(meta, (size_t)got, (uint64_t)st.st_size, &s, why, whylen) < 0)
 		return -EINVAL;
-	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	/* Read-write when we may: a reader registers on the stream to be woken
+	 * in a writer's gap; read-only, it polls. */
+	int writable = 1;
+	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		writable = 0;
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	}
 	if (map == MAP_FAILED)
 		return -errno;
 	struct frame_copy c = {map, &s, malloc(s.datasize ? s.datasize : 1),
 			       malloc(s.nbkw ? (size_t)s.nbkw * ISIO_KW_SIZE : 1)};
 	int rc = c.pixels && c.keywords ? 0 : -ENOMEM;
+	enum isio_frame_quality q = ISIO_FRAME_WHOLE;
 	if (rc == 0)
-		rc = isio_read_frame(map, (size_t)st.st_size, &s, copy_frame, &c, meta, FRAME_WAIT_MS);
+		rc = isio_take_frame(map, (size_t)st.st_size, &s, writable, copy_frame, &c, meta,
+				     FRAME_WAIT_MS, &q);
 	munmap(map, (size_t)st.st_size);
-	if (rc == -EAGAIN)
-		snprintf(why, whylen, "a writer kept the stream busy for %d ms: no consistent frame",
-			 FRAME_WAIT_MS);
-	else if (rc == -EFAULT)
+	if (rc == -EFAULT)
 		snprintf(why, whylen, "the stream was cut short while it was read");
+	if (rc == 0 && q != ISIO_FRAME_WHOLE) /* saved all the same: say so */
+		fprintf(stderr, "shmtool: %s: not one whole frame, saved with card %s = '%s'\n",
+			s.name, ISIO_TORN_CARD, isio_frame_why(q));
 	struct fits_header h;
 	fitshdr_init(&h);
 	if (rc == 0)
-		rc = view_stream_header(&s, meta, c.keywords, &h);
+		rc = view_stream_header(&s, meta, c.keywords, q, &h);
 	if (rc == 0) {
 		struct source src = {.mem = c.pixels};
 		rc = write_fits(file, &h, s.type, s.nelement, &src, p);
@@ -367,7 +376,9 @@ int save_object(const struct obj *o, const char *file, const struct typed_layout
 		FAIL(ENOENT, "a stream link to %s, which does not exist", o->target);
 	char path[PATH_MAX * 2];
 	snprintf(path, sizeof path, "%s/%s", o->dir, o->name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int fd = open(path, (o->format == OBJ_IMOD ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && o->format != OBJ_IMOD)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		FAIL(errno, "cannot open it: %s", strerror(errno));
 	int rc = o->format == OBJ_IMOD ? save_imod(fd, o, file, p, why, whylen)

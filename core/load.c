@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,64 @@
 #define NSEM 10
 #define NPROCTRACE 10
 
+/* One load writes at a time in this process: two frames written into one
+ * stream at once would mix, and two loads creating one name would collide. */
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Images this large are converted from FITS data by two threads (a load is
+ * waited for, and the machine has two cores). */
+#define PARALLEL_CONVERT_BYTES ((uint64_t)8 << 20)
+
+/* Elements FIRST to END of IMG's FITS data converted into DST (the stream's
+ * pixels), under guard: the stream may be shrunk under us. */
+struct convert_part {
+	const struct load_image *img;
+	unsigned char *dst;
+	uint64_t first, end;
+	int rc;
+};
+
+static void convert_run(void *arg)
+{
+	struct convert_part *c = arg;
+	size_t es = elem_size(c->img->type);
+	elem_from_fits(c->img->type, c->img->fits_data + c->first * es, c->dst + c->first * es,
+		       (size_t)(c->end - c->first));
+}
+
+static void *convert_thread(void *arg)
+{
+	struct convert_part *c = arg;
+	c->rc = guard_call(convert_run, c);
+	return NULL;
+}
+
+/* IMG's pixels into DST: a copy of decoded pixels, or its FITS data
+ * converted there directly. Runs under the caller's guard; returns 0 or
+ * -EFAULT (the helper thread's guard caught a SIGBUS). */
+static int put_pixels(unsigned char *dst, const struct load_image *img)
+{
+	if (img->pixels) {
+		memcpy(dst, img->pixels, (size_t)img->datasize);
+		return 0;
+	}
+	struct convert_part all = {img, dst, 0, img->nelement, 0};
+	pthread_t thread;
+	if (img->datasize < PARALLEL_CONVERT_BYTES) {
+		convert_run(&all);
+		return 0;
+	}
+	struct convert_part second = {img, dst, img->nelement / 2, img->nelement, 0};
+	if (pthread_create(&thread, NULL, convert_thread, &second) != 0) {
+		convert_run(&all);
+		return 0;
+	}
+	all.end = second.first;
+	convert_run(&all);
+	pthread_join(thread, NULL);
+	return second.rc;
+}
+
 /* Keyword slots: IMG's first NBKW keywords, then unused ('N') slots. */
 static void put_keywords(unsigned char *dst, unsigned nbkw, const struct load_image *img)
 {
@@ -50,6 +109,7 @@ struct fill {
 	const char *sname;
 	unsigned nbkw;
 	uint64_t off_kw, off_sems, inode;
+	int rc; /* put_pixels' */
 };
 
 /* A new stream as ImageStreamIO's create leaves it (the file is zeros),
@@ -85,7 +145,7 @@ static void fill_new(void *arg)
 	put_u16(m, ISIO_OFF_NBKW, (uint16_t)f->nbkw);
 	put_u64(m, ISIO_OFF_IMDATAMEMSIZE, img->datasize);
 
-	memcpy(m + ISIO_META_SIZE, img->pixels, (size_t)img->datasize);
+	f->rc = put_pixels(m + ISIO_META_SIZE, img);
 	put_keywords(m + f->off_kw, f->nbkw, img);
 	for (unsigned i = 0; i < NSEM; i++)
 		sem_init((sem_t *)(void *)(m + f->off_sems + (size_t)i * ISIO_SEM_SIZE), 1, 0);
@@ -97,7 +157,7 @@ static void fill_new(void *arg)
 static void fill_frame(void *arg)
 {
 	struct fill *f = arg;
-	memcpy(f->map + ISIO_META_SIZE, f->img->pixels, (size_t)f->img->datasize);
+	f->rc = put_pixels(f->map + ISIO_META_SIZE, f->img);
 	put_keywords(f->map + f->off_kw, f->nbkw, f->img);
 }
 
@@ -167,6 +227,7 @@ static int make_stream(int dirfd, const char *sname, const struct load_image *im
 		goto fail;
 	}
 	rc = guard_call(fill_new, &f);
+	rc = rc < 0 ? rc : f.rc;
 	munmap(f.map, (size_t)size);
 	if (rc < 0) {
 		rc = -ENOSPC;
@@ -258,6 +319,7 @@ static int update_stream(int dirfd, const char *fname, const struct load_image *
 	rc = isio_frame_begin(map, (size_t)st.st_size, &s);
 	if (rc == 0) {
 		rc = guard_call(fill_frame, &f);
+		rc = rc < 0 ? rc : f.rc;
 		int end = isio_frame_end(map, (size_t)st.st_size, &s);
 		rc = rc < 0 ? rc : end;
 	}
@@ -316,6 +378,35 @@ static int resolve_link(int dirfd, const char *fname, char *target, char *why, s
 	}
 }
 
+/* Put IMG into stream file TARGET (stream name SNAME) of DIRFD, under
+ * load_lock: in place, or a new file made and put under the name. Another
+ * process may make the name meanwhile (its linkat wins): then again, in
+ * place or replacing what it made. */
+static int store_stream(int dirfd, const char *target, const char *sname,
+			const struct load_image *img, uid_t uid, gid_t gid, enum load_result *did,
+			char *why, size_t whylen)
+{
+	for (int tries = 0;; tries++) {
+		int rc = update_stream(dirfd, target, img, why, whylen);
+		if (rc == 1) {
+			*did = LOAD_UPDATED;
+			return 0;
+		}
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		int replace = rc == 0;
+		int fd = make_stream(dirfd, sname, img, uid, gid, why, whylen);
+		if (fd < 0)
+			return fd;
+		rc = link_name(fd, dirfd, target, replace, why, whylen);
+		close(fd);
+		if (rc == 0)
+			*did = replace ? LOAD_REPLACED : LOAD_CREATED;
+		if (rc != -EEXIST || tries == 2)
+			return rc;
+	}
+}
+
 int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t uid, gid_t gid,
 		enum load_result *did, char *why, size_t whylen)
 {
@@ -324,35 +415,24 @@ int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t
 	if (len == 0 || len > ISIO_NAME_MAX || strchr(name, '/'))
 		FAIL(EINVAL, "'%.80s' cannot be a stream name (1 to %d characters, no '/')", name,
 		     ISIO_NAME_MAX);
-	if (img->naxis < 1 || img->naxis > 3 || !img->pixels || elem_size(img->type) == 0 ||
-	    img->datasize != img->nelement * elem_size(img->type) || img->datasize > (UINT64_C(1) << 62))
+	if (img->naxis < 1 || img->naxis > 3 || (!img->pixels && !img->fits_data) ||
+	    elem_size(img->type) == 0 || img->datasize != img->nelement * elem_size(img->type) ||
+	    img->datasize > (UINT64_C(1) << 62))
 		FAIL(EINVAL, "the image to load is not a valid 1- to 3-axis image");
 	snprintf(fname, sizeof fname, "%s%s", name, ISIO_SUFFIX);
+	pthread_mutex_lock(&load_lock);
 	int rc = resolve_link(dirfd, fname, target, why, whylen);
-	if (rc < 0)
-		return rc;
-	size_t tlen = strlen(target) - sl;
-	if (tlen > ISIO_NAME_MAX)
-		FAIL(ENAMETOOLONG, "the stream name of %s is longer than %d characters", target,
-		     ISIO_NAME_MAX);
-	memcpy(sname, target, tlen);
-	sname[tlen] = '\0';
-
-	rc = update_stream(dirfd, target, img, why, whylen);
-	if (rc == 1) {
-		*did = LOAD_UPDATED;
-		return 0;
+	size_t tlen = rc == 0 ? strlen(target) - sl : 0;
+	if (rc == 0 && tlen > ISIO_NAME_MAX) {
+		rc = -ENAMETOOLONG;
+		SAY("the stream name of %s is longer than %d characters", target, ISIO_NAME_MAX);
 	}
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	int replace = rc == 0;
-	int fd = make_stream(dirfd, sname, img, uid, gid, why, whylen);
-	if (fd < 0)
-		return fd;
-	rc = link_name(fd, dirfd, target, replace, why, whylen);
-	close(fd);
-	if (rc == 0)
-		*did = replace ? LOAD_REPLACED : LOAD_CREATED;
+	if (rc == 0) {
+		memcpy(sname, target, tlen);
+		sname[tlen] = '\0';
+		rc = store_stream(dirfd, target, sname, img, uid, gid, did, why, whylen);
+	}
+	pthread_mutex_unlock(&load_lock);
 	return rc;
 }
 
@@ -381,6 +461,66 @@ static int write_imod(int fd, const unsigned char *header, const void *data, uin
 	return rc < 0 ? rc : write_all(fd, data, n, IMOD_HEADER_AREA);
 }
 
+/* IMOD file FD (open, OBJNAME) filled in place: IMOD programs may have it
+ * mapped. Room first, so a full filesystem changes nothing. */
+static int imod_in_place(int fd, const char *objname, const unsigned char *header,
+			 const unsigned char *data, uint64_t data_bytes, uint64_t capacity,
+			 uint64_t need, char *why, size_t whylen)
+{
+	struct stat st;
+	int rc;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		FAIL(EINVAL, "%s is not a regular file", objname);
+	if (fallocate(fd, 0, 0, (off_t)need) < 0 && errno != EOPNOTSUPP)
+		FAIL(errno, "no room for %llu bytes in %s: %s", (unsigned long long)need, objname,
+		     strerror(errno));
+	if ((uint64_t)st.st_size < capacity && ftruncate(fd, (off_t)capacity) < 0)
+		FAIL(errno, "cannot grow %s to its capacity: %s", objname, strerror(errno));
+	if ((rc = write_imod(fd, header, data, data_bytes)) < 0)
+		SAY("cannot write %s: %s", objname, strerror(-rc));
+	return rc;
+}
+
+/* The MRC file's IMOD header area and DATA_BYTES of DATA into IMOD file
+ * OBJNAME of DIRFD (CAPACITY bytes, NEED of them used), under load_lock:
+ * in place, or made and linked; in place after all if another process
+ * made the name meanwhile. */
+static int store_imod(int dirfd, const char *objname, const unsigned char *header,
+		      const unsigned char *data, uint64_t data_bytes, uint64_t capacity,
+		      uint64_t need, uid_t uid, gid_t gid, enum load_result *did, char *why,
+		      size_t whylen)
+{
+	for (int tries = 0;; tries++) {
+		int fd = openat(dirfd, objname, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), rc;
+		if (fd >= 0) {
+			rc = imod_in_place(fd, objname, header, data, data_bytes, capacity, need, why,
+					   whylen);
+			close(fd);
+			if (rc == 0)
+				*did = LOAD_UPDATED;
+			return rc;
+		}
+		if (errno != ENOENT)
+			FAIL(errno, "cannot open %s: %s", objname, strerror(errno));
+		fd = nameless_file(dirfd, 0600, uid, gid, why, whylen); /* as IMOD's creators */
+		if (fd < 0)
+			return fd;
+		rc = reserve(fd, capacity);
+		if (rc < 0)
+			SAY("no room for the %llu KB object: %s", (unsigned long long)(capacity / 1024),
+			    strerror(-rc));
+		else if ((rc = write_imod(fd, header, data, data_bytes)) < 0)
+			SAY("cannot write %s: %s", objname, strerror(-rc));
+		else
+			rc = link_name(fd, dirfd, objname, 0, why, whylen);
+		close(fd);
+		if (rc == 0)
+			*did = LOAD_CREATED;
+		if (rc != -EEXIST || tries == 2)
+			return rc;
+	}
+}
+
 int load_mrc_imod(int dirfd, const char *objname, const void *bytes, size_t len, uid_t uid,
 		  gid_t gid, enum load_result *did, char *why, size_t whylen)
 {
@@ -407,46 +547,9 @@ int load_mrc_imod(int dirfd, const char *objname, const void *bytes, size_t len,
 		     (unsigned long long)(capacity / 1024));
 	const unsigned char *data = (const unsigned char *)bytes + off;
 
-	int fd = openat(dirfd, objname, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd >= 0) {
-		/* In place: IMOD programs may have it mapped. Room first, so a
-		 * full filesystem changes nothing. */
-		struct stat st;
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			close(fd);
-			FAIL(EINVAL, "%s is not a regular file", objname);
-		}
-		if (fallocate(fd, 0, 0, (off_t)need) < 0 && errno != EOPNOTSUPP) {
-			rc = -errno;
-			SAY("no room for %llu bytes in %s: %s", (unsigned long long)need, objname,
-			    strerror(errno));
-		} else if ((uint64_t)st.st_size < capacity && ftruncate(fd, (off_t)capacity) < 0) {
-			rc = -errno;
-			SAY("cannot grow %s to its capacity: %s", objname, strerror(errno));
-		} else if ((rc = write_imod(fd, header, data, img.data_bytes)) < 0) {
-			SAY("cannot write %s: %s", objname, strerror(-rc));
-		}
-		close(fd);
-		if (rc == 0)
-			*did = LOAD_UPDATED;
-		return rc;
-	}
-	if (errno != ENOENT)
-		FAIL(errno, "cannot open %s: %s", objname, strerror(errno));
-
-	fd = nameless_file(dirfd, 0600, uid, gid, why, whylen); /* as IMOD's creators */
-	if (fd < 0)
-		return fd;
-	rc = reserve(fd, capacity);
-	if (rc < 0)
-		SAY("no room for the %llu KB object: %s", (unsigned long long)(capacity / 1024),
-		    strerror(-rc));
-	else if ((rc = write_imod(fd, header, data, img.data_bytes)) < 0)
-		SAY("cannot write %s: %s", objname, strerror(-rc));
-	else
-		rc = link_name(fd, dirfd, objname, 0, why, whylen);
-	close(fd);
-	if (rc == 0)
-		*did = LOAD_CREATED;
+	pthread_mutex_lock(&load_lock);
+	rc = store_imod(dirfd, objname, header, data, img.data_bytes, capacity, need, uid, gid, did,
+			why, whylen);
+	pthread_mutex_unlock(&load_lock);
 	return rc;
 }

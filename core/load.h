@@ -22,6 +22,9 @@ struct load_image {
 	uint64_t nelement;
 	enum elem_type type;       /* from BITPIX and BZERO/BSCALE */
 	void *pixels;              /* nelement x element size, native order */
+	const unsigned char *fits_data; /* or, pixels NULL: the FITS data bytes,
+					 * in the decoded file (see
+					 * load_fits_decode_lazy) */
 	uint64_t datasize;
 	unsigned char *keywords;   /* nkw slots of ISIO_KW_SIZE bytes, ready */
 	unsigned nkw;
@@ -37,6 +40,15 @@ struct load_image {
  * than the header promises), with one sentence in WHY; -ENOMEM. */
 int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char *why,
 		     size_t whylen);
+
+/* The same, except that an uncompressed image whose data need no scaling
+ * (BITPIX as it is, unsigned and int8 by BZERO, unscaled floats) is not
+ * decoded: img->fits_data points at its data in BYTES, img->pixels is NULL,
+ * and load_stream converts the data straight into the stream. BYTES must
+ * stay mapped and unchanged until load_stream returns. Files whose length
+ * is not a multiple of 2880 bytes are decoded as load_fits_decode does. */
+int load_fits_decode_lazy(const void *bytes, size_t len, struct load_image *img, char *why,
+			  size_t whylen);
 
 /* Free what load_fits_decode put in IMG and zero it; IMG may be zeroed
  * already (a failed decode leaves it so). */
@@ -54,6 +66,9 @@ enum load_result { LOAD_CREATED, LOAD_UPDATED, LOAD_REPLACED };
  *   new file (new inode) with rename.
  * A symlink NAME.im.shm (a stream link) is followed: the stream it names is
  * updated or replaced, the link stays. Nothing is left behind on failure.
+ * The loads of one process (load_stream, load_mrc_imod) write one at a
+ * time, so concurrent loads of one name each write a whole frame, the last
+ * one's staying; a name another process makes meanwhile is loaded in place.
  * Returns 0 and *DID, or -errno with a sentence in WHY. */
 int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t uid, gid_t gid,
 		enum load_result *did, char *why, size_t whylen);

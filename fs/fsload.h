@@ -67,7 +67,8 @@ int replace_unlink(fuse_req_t req, struct node *parent, const char *name);
 void replace_reclaim(fuse_req_t req, struct node *parent, const char *name);
 /* RENAME of a regular file onto view name NEWNAME (no real file of that
  * name): load the file into its object, remove it, reply and return 1 (the
- * loader's error fails the rename; the file stays). Else return 0. */
+ * loader's error fails the rename, EBADMSG for its EINVAL; the file
+ * stays). Else return 0. */
 int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
 		   const char *newname, unsigned int flags);
 /* RMDIR of NAME in PARENT: remove at once the objects set aside in it. */

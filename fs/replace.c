@@ -19,7 +19,8 @@
  * - rename of a regular file onto a view name (rsync's temporary, mv, an
  *   editor's new copy): the file is loaded into the object like a copy
  *   (all or nothing) and removed; if it does not load, the rename fails
- *   with the loader's error (logged) and the file is left where it was.
+ *   with the loader's error (logged; EBADMSG for a malformed file) and the
+ *   file is left where it was.
  *
  * A worker thread carries out the removals (it polls the unlinking
  * processes' pidfds) and tells the kernel to forget names that changed
@@ -552,7 +553,9 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 		close(copy);
 	}
 	if (rc < 0) {
-		fuse_reply_err(req, -rc);
+		/* Not EINVAL: for rename(2) it means a directory moved into
+		 * itself, and mv says so. */
+		fuse_reply_err(req, rc == -EINVAL ? EBADMSG : -rc);
 		return 1;
 	}
 	/* Loaded: the file is gone, as a rename takes it away. */

@@ -210,7 +210,7 @@ static void *worker(void *arg)
 	struct unlinked *polled[POLL_MAX + 1];
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
-		struct timespec next, now;
+		struct timespec next = {0, 0}, now;
 		int have_next;
 		if (worker_round(r, &next, &have_next))
 			continue;
@@ -330,10 +330,11 @@ static int may_write(fuse_req_t req, const struct stat *st)
 }
 
 /* The object file of view NAME (a load target, stem STEM): X.im.shm or the
- * IMOD file's own name. */
-static void object_file(const char *stem, int imod, char *object, size_t len)
+ * IMOD file's own name. Returns 0, or -1 if it does not fit in LEN. */
+static int object_file(const char *stem, int imod, char *object, size_t len)
 {
-	snprintf(object, len, "%s%s", stem, imod ? "" : ISIO_SUFFIX);
+	int n = snprintf(object, len, "%s%s", stem, imod ? "" : ISIO_SUFFIX);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 /* The kind of view NAME has in directory DIR, VK_NONE if none. */
@@ -363,10 +364,10 @@ int replace_unlink(fuse_req_t req, struct node *parent, const char *name)
 	enum view_kind kind = view_kind_of(fs, parent, name);
 	if (kind != VK_STREAM_FITS && kind != VK_STREAM_LINK && kind != VK_IMOD_MRC)
 		return 0;
-	struct unlinked *u = calloc(1, sizeof *u);
+	struct unlinked *u = object_file(stem, imod, object, sizeof object) < 0
+				     ? NULL : calloc(1, sizeof *u);
 	if (!u)
 		return 0;
-	object_file(stem, imod, object, sizeof object);
 	pthread_mutex_lock(&r->lock);
 	unsigned n = r->counter++;
 	pthread_mutex_unlock(&r->lock);
@@ -523,7 +524,8 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 	if (!(faccessat(newparent->fd, newname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) ||
 	    fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 		return 0;
-	object_file(stem, imod, object, sizeof object);
+	if (object_file(stem, imod, object, sizeof object) < 0)
+		return 0;
 	snprintf(label, sizeof label, "%s (renamed from %s)", newname, name);
 	int rc = 0;
 	if (view_kind_of(fs, newparent, newname) != VK_NONE) {

@@ -40,6 +40,40 @@ static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
  * waited for, and the machine has two cores). */
 #define PARALLEL_CONVERT_BYTES ((uint64_t)8 << 20)
 
+/* Unmapping 16 MiB takes about a millisecond here: large mappings are
+ * unmapped by a thread of their own, while the load is answered. */
+#define UNMAP_BEHIND_BYTES ((size_t)4 << 20)
+
+struct unmapping {
+	void *addr;
+	size_t len;
+};
+
+static void *unmap_thread(void *arg)
+{
+	struct unmapping *u = arg;
+	munmap(u->addr, u->len);
+	free(u);
+	return NULL;
+}
+
+void load_unmap(void *addr, size_t len)
+{
+	struct unmapping *u = len >= UNMAP_BEHIND_BYTES ? malloc(sizeof *u) : NULL;
+	pthread_attr_t attr;
+	pthread_t thread;
+	if (u && pthread_attr_init(&attr) == 0) {
+		*u = (struct unmapping){addr, len};
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		int rc = pthread_create(&thread, &attr, unmap_thread, u);
+		pthread_attr_destroy(&attr);
+		if (rc == 0)
+			return;
+	}
+	free(u);
+	munmap(addr, len);
+}
+
 /* Elements FIRST to END of IMG's FITS data converted into DST (the stream's
  * pixels), under guard: the stream may be shrunk under us. */
 struct convert_part {
@@ -228,7 +262,7 @@ static int make_stream(int dirfd, const char *sname, const struct load_image *im
 	}
 	rc = guard_call(fill_new, &f);
 	rc = rc < 0 ? rc : f.rc;
-	munmap(f.map, (size_t)size);
+	load_unmap(f.map, (size_t)size);
 	if (rc < 0) {
 		rc = -ENOSPC;
 		SAY("the new stream could not be written (filesystem full?)");
@@ -328,7 +362,7 @@ static int update_stream(int dirfd, const char *fname, const struct load_image *
 	else
 		rc = 1;
 unmap:
-	munmap(map, (size_t)st.st_size);
+	load_unmap(map, (size_t)st.st_size);
 out:
 	close(fd);
 	return rc;

@@ -73,6 +73,10 @@ enum load_result { LOAD_CREATED, LOAD_UPDATED, LOAD_REPLACED };
 int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t uid, gid_t gid,
 		enum load_result *did, char *why, size_t whylen);
 
+/* munmap(ADDR, LEN), done by a thread of its own when LEN is large (a
+ * caller that is waited for need not wait for it too). */
+void load_unmap(void *addr, size_t len);
+
 /* Fill the IMOD shared-memory file OBJNAME ("IMODShrMem_KB_NAME") in DIRFD
  * from the MRC file in BYTES: capacity KB x 1024 from the name, IMOD's
  * in-memory header at the front, the data from byte 2048. Created when

@@ -155,7 +155,7 @@ static int load_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, g
 		}
 	}
 	if (bytes)
-		munmap(bytes, len);
+		load_unmap(bytes, len);
 	if (rc < 0) {
 		shm_log(SHM_LOG_WARN, "%s: not loaded, %s left as it was: %s", name,
 			imod ? object : "the stream", why[0] ? why : strerror(-rc));

@@ -554,8 +554,22 @@ static int unscaled(fitsfile *fp, int bitpix, const struct load_image *img)
 	return bscale == 1 && bzero == 0;
 }
 
+/* Whether the current HDU is the primary or an IMAGE extension, where the
+ * standard puts the pixels: CFITSIO also reads an extension of a type it
+ * does not know as an image, from where it alone knows. */
+static int standard_image(fitsfile *fp)
+{
+	char xtension[FLEN_VALUE] = "";
+	int num = 0, status = 0;
+	if (fits_get_hdu_num(fp, &num) == 1)
+		return 1;
+	return fits_read_key_str(fp, "XTENSION", xtension, NULL, &status) == 0 &&
+	       strcmp(xtension, "IMAGE") == 0;
+}
+
 /* Decode the image HDU of FP. LAZY (BUF is the caller's own bytes): leave
- * unscaled, uncompressed pixels where they are (img->fits_data). */
+ * unscaled, uncompressed pixels of a standard image where they are
+ * (img->fits_data). */
 static int decode_open(fitsfile *fp, const char *buf, size_t buflen, size_t len, int lazy,
 		       struct load_image *img, char *why, size_t whylen)
 {
@@ -618,7 +632,7 @@ static int decode_open(fitsfile *fp, const char *buf, size_t buflen, size_t len,
 	rc = read_keywords(fp, img, why, whylen);
 	if (rc < 0)
 		return rc;
-	if (lazy && !compressed && unscaled(fp, bitpix, img)) {
+	if (lazy && !compressed && standard_image(fp) && unscaled(fp, bitpix, img)) {
 		img->fits_data = (const unsigned char *)buf + datastart;
 		return 0;
 	}

@@ -25,6 +25,7 @@
 #include "fitsload.h"
 #include "guard.h"
 #include "imod.h"
+#include "loadpix.h"
 
 /* ---- struct load_image -> ImageStreamIO stream */
 
@@ -35,94 +36,6 @@
 /* One load writes at a time in this process: two frames written into one
  * stream at once would mix, and two loads creating one name would collide. */
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Images this large are converted from FITS data by two threads (a load is
- * waited for, and the machine has two cores). */
-#define PARALLEL_CONVERT_BYTES ((uint64_t)8 << 20)
-
-/* Unmapping 16 MiB takes about a millisecond here: large mappings are
- * unmapped by a thread of their own, while the load is answered. */
-#define UNMAP_BEHIND_BYTES ((size_t)4 << 20)
-
-struct unmapping {
-	void *addr;
-	size_t len;
-};
-
-static void *unmap_thread(void *arg)
-{
-	struct unmapping *u = arg;
-	munmap(u->addr, u->len);
-	free(u);
-	return NULL;
-}
-
-void load_unmap(void *addr, size_t len)
-{
-	struct unmapping *u = len >= UNMAP_BEHIND_BYTES ? malloc(sizeof *u) : NULL;
-	pthread_attr_t attr;
-	pthread_t thread;
-	if (u && pthread_attr_init(&attr) == 0) {
-		*u = (struct unmapping){addr, len};
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		int rc = pthread_create(&thread, &attr, unmap_thread, u);
-		pthread_attr_destroy(&attr);
-		if (rc == 0)
-			return;
-	}
-	free(u);
-	munmap(addr, len);
-}
-
-/* Elements FIRST to END of IMG's FITS data converted into DST (the stream's
- * pixels), under guard: the stream may be shrunk under us. */
-struct convert_part {
-	const struct load_image *img;
-	unsigned char *dst;
-	uint64_t first, end;
-	int rc;
-};
-
-static void convert_run(void *arg)
-{
-	struct convert_part *c = arg;
-	size_t es = elem_size(c->img->type);
-	elem_from_fits(c->img->type, c->img->fits_data + c->first * es, c->dst + c->first * es,
-		       (size_t)(c->end - c->first));
-}
-
-static void *convert_thread(void *arg)
-{
-	struct convert_part *c = arg;
-	c->rc = guard_call(convert_run, c);
-	return NULL;
-}
-
-/* IMG's pixels into DST: a copy of decoded pixels, or its FITS data
- * converted there directly. Runs under the caller's guard; returns 0 or
- * -EFAULT (the helper thread's guard caught a SIGBUS). */
-static int put_pixels(unsigned char *dst, const struct load_image *img)
-{
-	if (img->pixels) {
-		memcpy(dst, img->pixels, (size_t)img->datasize);
-		return 0;
-	}
-	struct convert_part all = {img, dst, 0, img->nelement, 0};
-	pthread_t thread;
-	if (img->datasize < PARALLEL_CONVERT_BYTES) {
-		convert_run(&all);
-		return 0;
-	}
-	struct convert_part second = {img, dst, img->nelement / 2, img->nelement, 0};
-	if (pthread_create(&thread, NULL, convert_thread, &second) != 0) {
-		convert_run(&all);
-		return 0;
-	}
-	all.end = second.first;
-	convert_run(&all);
-	pthread_join(thread, NULL);
-	return second.rc;
-}
 
 /* Keyword slots: IMG's first NBKW keywords, then unused ('N') slots. */
 static void put_keywords(unsigned char *dst, unsigned nbkw, const struct load_image *img)
@@ -143,11 +56,11 @@ struct fill {
 	const char *sname;
 	unsigned nbkw;
 	uint64_t off_kw, off_sems, inode;
-	int rc; /* put_pixels' */
 };
 
-/* A new stream as ImageStreamIO's create leaves it (the file is zeros),
- * the version last: a reader that sees "2.00" sees the rest. */
+/* A new stream as ImageStreamIO's create leaves it (the file is zeros but
+ * for its pixels, written already), the version last: a reader that sees
+ * "2.00" sees the rest. */
 static void fill_new(void *arg)
 {
 	struct fill *f = arg;
@@ -179,7 +92,6 @@ static void fill_new(void *arg)
 	put_u16(m, ISIO_OFF_NBKW, (uint16_t)f->nbkw);
 	put_u64(m, ISIO_OFF_IMDATAMEMSIZE, img->datasize);
 
-	f->rc = put_pixels(m + ISIO_META_SIZE, img);
 	put_keywords(m + f->off_kw, f->nbkw, img);
 	for (unsigned i = 0; i < NSEM; i++)
 		sem_init((sem_t *)(void *)(m + f->off_sems + (size_t)i * ISIO_SEM_SIZE), 1, 0);
@@ -187,11 +99,11 @@ static void fill_new(void *arg)
 	memcpy(m, "2.00", 4);
 }
 
-/* Pixels and keywords of one frame written into a live stream. */
+/* The keywords of one frame written into a live stream (its pixels are
+ * stored with loadpix_store). */
 static void fill_frame(void *arg)
 {
 	struct fill *f = arg;
-	f->rc = put_pixels(f->map + ISIO_META_SIZE, f->img);
 	put_keywords(f->map + f->off_kw, f->nbkw, f->img);
 }
 
@@ -240,28 +152,29 @@ static int make_stream(int dirfd, const char *sname, const struct load_image *im
 	int fd = nameless_file(dirfd, 0666, uid, gid, why, whylen), rc; /* as ImageStreamIO */
 	if (fd < 0)
 		return fd;
-	rc = reserve(fd, size);
+	/* The pixels first, written (pages written whole need no zeroing),
+	 * then room for the rest, which is stored through a mapping. */
+	if (ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		SAY("cannot size the new stream: %s", strerror(errno));
+		goto fail;
+	}
+	f.inode = st.st_ino;
+	rc = loadpix_write(fd, layout.off_data, img);
+	if (rc == 0)
+		rc = reserve(fd, size);
 	if (rc < 0) {
 		SAY("no room for the %llu-byte stream: %s", (unsigned long long)size,
 		    strerror(-rc));
 		goto fail;
 	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		SAY("cannot stat the new stream: %s", strerror(errno));
-		goto fail;
-	}
-	f.inode = st.st_ino;
-	/* Populated at once: page by page, the faults of a fresh mapping cost
-	 * more than the copy on this kind of machine. */
-	f.map = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	f.map = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (f.map == MAP_FAILED) {
 		rc = -errno;
 		SAY("cannot map the new stream: %s", strerror(errno));
 		goto fail;
 	}
 	rc = guard_call(fill_new, &f);
-	rc = rc < 0 ? rc : f.rc;
 	load_unmap(f.map, (size_t)size);
 	if (rc < 0) {
 		rc = -ENOSPC;
@@ -336,6 +249,8 @@ static int update_stream(int dirfd, const char *fname, const struct load_image *
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < ISIO_META_SIZE ||
 	    (uint64_t)st.st_size > SIZE_MAX)
 		goto out;
+	/* Populated at once: page by page, the faults of a fresh mapping cost
+	 * more than the copy on this kind of machine. */
 	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (map == MAP_FAILED) {
@@ -352,13 +267,15 @@ static int update_stream(int dirfd, const char *fname, const struct load_image *
 	struct fill f = {.map = map, .img = img, .nbkw = s.nbkw, .off_kw = s.off_keywords};
 	rc = isio_frame_begin(map, (size_t)st.st_size, &s);
 	if (rc == 0) {
-		rc = guard_call(fill_frame, &f);
-		rc = rc < 0 ? rc : f.rc;
+		rc = loadpix_store((unsigned char *)map + s.off_data, img);
+		int kw = guard_call(fill_frame, &f);
 		int end = isio_frame_end(map, (size_t)st.st_size, &s);
-		rc = rc < 0 ? rc : end;
+		rc = rc < 0 ? rc : kw < 0 ? kw : end;
 	}
-	if (rc < 0)
+	if (rc == -EFAULT)
 		SAY("%s was shrunk while the frame was written", fname);
+	else if (rc < 0)
+		SAY("cannot write the frame into %s: %s", fname, strerror(-rc));
 	else
 		rc = 1;
 unmap:
@@ -472,27 +389,11 @@ int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t
 
 /* ---- MRC -> IMOD shared-memory file */
 
-static int write_all(int fd, const void *buf, uint64_t n, uint64_t off)
-{
-	const unsigned char *p = buf;
-	while (n) {
-		ssize_t w = pwrite(fd, p, n < (1u << 30) ? (size_t)n : (1u << 30), (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		off += (uint64_t)w;
-		n -= (uint64_t)w;
-	}
-	return 0;
-}
-
 /* IMOD's header area, then N bytes of DATA from byte 2048. */
 static int write_imod(int fd, const unsigned char *header, const void *data, uint64_t n)
 {
-	int rc = write_all(fd, header, IMOD_HEADER_AREA, 0);
-	return rc < 0 ? rc : write_all(fd, data, n, IMOD_HEADER_AREA);
+	int rc = loadpix_pwrite(fd, header, IMOD_HEADER_AREA, 0);
+	return rc < 0 ? rc : loadpix_pwrite(fd, data, n, IMOD_HEADER_AREA);
 }
 
 /* IMOD file FD (open, OBJNAME) filled in place: IMOD programs may have it

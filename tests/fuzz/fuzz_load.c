@@ -1,4 +1,4 @@
-// core: load.c fitsload.c fitstile.c isio.c imod.c elem.c guard.c viewcards.c
+// core: load.c loadpix.c fitsload.c fitstile.c isio.c imod.c elem.c guard.c viewcards.c
 // pkg: cfitsio
 /* fuzz_load.c - the loader on arbitrary files. The first input byte picks
  * how the rest becomes a file, so that the fuzzer reaches deep without

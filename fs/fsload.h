@@ -29,8 +29,11 @@ int load_open_redirected(fuse_req_t req, struct node *n, struct fuse_file_info *
  * into OBJECT of directory DIRFD (a stream name without ".im.shm", or an
  * IMOD file name), as a copy closed with these bytes does: all or nothing,
  * in place when type and shape match. UID/GID own what is created (-1: the
- * daemon's). NAME (the name written in the mount) is for the log. Returns 0
- * or the error a close reports (-EINVAL, -EIO, -ENOSPC, ...); logged. */
+ * daemon's). NAME (the name written in the mount) is for the log. The file
+ * is read through a mapping: nobody may shrink it during the call (a memfd
+ * of the caller's own, say). Loads of one daemon are written one at a
+ * time. Returns 0 or the error a close reports (-EINVAL, -EIO, -ENOSPC,
+ * ...); logged. */
 int load_from_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, gid_t gid,
 		 const char *name);
 /* The owner of what a load for REQ's caller creates: the caller, or -1

@@ -10,16 +10,15 @@ mv."""
 
 import errno
 import os
-import struct
 import subprocess
 import sys
-import time
 import unittest
 
 import numpy as np
 from astropy.io import fits
 
-from harness import MountTestCase, wait_until
+import harness
+from harness import wait_until
 import isio
 from test_load import LoadCase, source_snapshot
 
@@ -401,6 +400,12 @@ class PassthroughStagingTest(ReplaceCase):
             f.write(b'x' * 5000)
         r = self.check_fails(['cp', bad, self.m('cam.fits')], errno.EINVAL)
         self.assertIn('failed to close', r.stderr)
+
+
+# The same ways and copies with every write served by the daemon (the
+# staging file written by it, not by the kernel).
+harness.with_variants(globals(), [EveryWayTest, RefusedTest, ConcurrentTest], 'NoPassthrough',
+                      ['-o', 'passthrough=off'], 'copies staged by the daemon: -o passthrough=off')
 
 
 if __name__ == '__main__':

@@ -150,14 +150,14 @@ ssize_t pmap_write(struct pmap *pm, const void *buf, size_t len, off_t off)
 	return (ssize_t)done;
 }
 
-int pmap_resize_fd(int fd, off_t size)
+int pmap_resize_fd(int fd, off_t size, int reserve)
 {
 	struct stat st;
 	if (size < 0)
 		return -EINVAL;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (size > st.st_size) {
+	if (reserve && size > st.st_size) {
 		/* fallocate(2), not posix_fallocate(3): the latter emulates a
 		 * missing fallocate by writing zeros. */
 		if (fallocate(fd, 0, st.st_size, size - st.st_size) == 0)

@@ -50,9 +50,10 @@ ssize_t pmap_read(struct pmap *pm, void *buf, size_t len, off_t off);
  * (-ENOSPC when the backing filesystem is full). */
 ssize_t pmap_write(struct pmap *pm, const void *buf, size_t len, off_t off);
 
-/* Set the size of the object behind FD. Growing reserves the new pages
+/* Set the size of the object behind FD. Growing leaves a hole, as
+ * ftruncate does on tmpfs, unless RESERVE: then the new pages are reserved
  * (fallocate), so a full filesystem answers -ENOSPC now instead of SIGBUS at
  * the first store, and nothing already stored is touched. Returns 0 or -errno. */
-int pmap_resize_fd(int fd, off_t size);
+int pmap_resize_fd(int fd, off_t size, int reserve);
 
 #endif

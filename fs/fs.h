@@ -86,12 +86,14 @@ struct inode_table {
 };
 
 struct shmfs {
+	struct fuse_session *se; /* set once, before the loop */
 	const char *source;      /* the backing directory (its real path) */
 	const char *mountpoint;  /* the mount point (its real path) */
 	char *sysvdir;           /* name of the System V directory under the root */
 	int debug;
 	double timeout;          /* entry and attribute timeout, seconds (-o timeout);
 				  * negative entries are never cached */
+	int reserve;             /* -o reserve: growing by truncate reserves memory */
 	struct node root;        /* FUSE_ROOT_ID; fd is SOURCE (O_PATH) */
 	struct node sysv_dir;    /* never forgotten */
 	struct timespec started; /* times of the System V directory */
@@ -172,8 +174,9 @@ struct handle {
 };
 
 /* posix.c: ops on files of SOURCE */
-/* Give object NAME of DIRFD, just made, to the caller: 0 or -errno. */
-int posix_chown_to_caller(fuse_req_t req, int dirfd, const char *name);
+/* Make symlink NAME -> TARGET in DIRFD as the caller of REQ (its owner and
+ * group are the caller's, as on tmpfs): 0 or -errno. */
+int posix_symlink_as_caller(fuse_req_t req, const char *target, int dirfd, const char *name);
 void posix_lookup(fuse_req_t req, struct node *parent, const char *name);
 int posix_entry(struct shmfs *fs, struct node *parent, const char *name,
 		struct fuse_entry_param *e);
@@ -183,7 +186,6 @@ void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set
 void posix_readlink(fuse_req_t req, struct node *n);
 void posix_mknod(fuse_req_t req, struct node *parent, const char *name, mode_t mode, dev_t rdev);
 void posix_mkdir(fuse_req_t req, struct node *parent, const char *name, mode_t mode);
-void posix_symlink(fuse_req_t req, const char *target, struct node *parent, const char *name);
 void posix_link(fuse_req_t req, struct node *n, struct node *newparent, const char *newname);
 void posix_unlink(fuse_req_t req, struct node *parent, const char *name, int flags);
 void posix_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
@@ -193,6 +195,8 @@ void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t 
 		  struct fuse_file_info *fi);
 void posix_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void posix_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
+/* FALLOCATE on an open object: the modes SOURCE's filesystem has. */
+void posix_falloc(fuse_req_t req, struct handle *h, int mode, off_t off, off_t len);
 void posix_fsync(fuse_req_t req, struct handle *h, int datasync);
 void posix_release(struct shmfs *fs, struct handle *h);
 int posix_list(struct shmfs *fs, struct node *dir, void *snapshot);
@@ -210,6 +214,8 @@ void sysv_seg_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
 void sysv_seg_create(fuse_req_t req, const char *name, mode_t mode, struct fuse_file_info *fi);
 void sysv_seg_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void sysv_seg_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);
+/* FALLOCATE within a segment (it cannot grow). */
+void sysv_seg_fallocate(fuse_req_t req, struct handle *h, int mode, off_t off, off_t len);
 int sysv_seg_flush(struct handle *h);
 void sysv_seg_release(struct shmfs *fs, struct handle *h);
 void sysv_dir_unlink(fuse_req_t req, const char *name);

@@ -26,6 +26,9 @@ int sysvview_entry(struct shmfs *fs, const char *name, struct fuse_entry_param *
 int sysvview_list(struct shmfs *fs, void *snapshot);
 /* The stat of a System V view or link node; 0 or -errno. */
 int sysvview_stat(struct shmfs *fs, struct node *n, struct stat *st);
+/* The text of the link hN.fits to the view of the segment with KEY, into
+ * BUF; returns its length (what lstat reports as the link's size). */
+off_t sysvview_link_text(key_t key, char *buf, size_t len);
 /* The target of a link node. */
 int sysvview_readlink(struct shmfs *fs, struct node *n, char *buf, size_t len);
 /* The user's layout of a segment (typed_parse's returns). */

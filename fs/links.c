@@ -242,12 +242,11 @@ void links_symlink(fuse_req_t req, const char *target, struct node *parent, cons
 		   swap_suffix(stored, ".fits", ISIO_SUFFIX, linktarget, sizeof linktarget) < 0) {
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	}
-	if (symlinkat(linktarget, parent->fd, object) < 0)
-		return (void)fuse_reply_err(req, errno);
+	rc = posix_symlink_as_caller(req, linktarget, parent->fd, object);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
 	struct fuse_entry_param e;
-	rc = posix_chown_to_caller(req, parent->fd, object);
-	if (rc == 0)
-		rc = fits ? links_view_entry(fs, parent, object, &e) : posix_entry(fs, parent, name, &e);
+	rc = fits ? links_view_entry(fs, parent, object, &e) : posix_entry(fs, parent, name, &e);
 	if (rc < 0) {
 		unlinkat(parent->fd, object, 0);
 		return (void)fuse_reply_err(req, -rc);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "log.h"
 #include "fsload.h"
 #include "fsview.h"
@@ -28,6 +29,7 @@ struct options {
 	char *passthrough;
 	double timeout;
 	double unlink_grace;
+	int reserve;
 	int foreground;
 	int debug;
 	int single_thread;
@@ -43,6 +45,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("passthrough=%s", passthrough),
 	OPT("timeout=%lf", timeout),
 	OPT("unlink_grace=%lf", unlink_grace),
+	OPT("reserve", reserve),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -105,6 +108,9 @@ static void usage(const char *prog)
 	       "                     the same program to create the view again, which\n"
 	       "                     then loads it in place (astropy overwrite=True,\n"
 	       "                     CFITSIO's !name); default 1, 0 removes at once\n"
+	       "  -o reserve         growing a file with truncate reserves its memory\n"
+	       "                     (ENOSPC then, not SIGBUS at a store later); by\n"
+	       "                     default a file grows sparse, as on tmpfs\n"
 	       "  -o allow_other     let other users use the mount (their own\n"
 	       "                     permissions still apply: default_permissions is\n"
 	       "                     always on)\n"
@@ -162,6 +168,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 	fs->sysvdir = o->sysvdir ? o->sysvdir : strdup("sysv");
 	fs->debug = o->debug;
 	fs->timeout = o->timeout;
+	fs->reserve = o->reserve;
 	clock_gettime(CLOCK_REALTIME, &fs->started);
 	if (!fs->sysvdir || !*fs->sysvdir || strchr(fs->sysvdir, '/') ||
 	    !strcmp(fs->sysvdir, ".") || !strcmp(fs->sysvdir, "..")) {
@@ -268,6 +275,15 @@ int main(int argc, char *argv[])
 	shm_log_set_debug(o.debug);
 	fuse_set_log_func(fuse_log_to_ours);
 	raise_fd_limit();
+	/* Objects are made with the caller's credentials (creds.c), and with
+	 * the caller's umask only: the kernel applies it to the mode before
+	 * the request arrives (FUSE without POSIX ACLs), so the daemon's own
+	 * must not mask it again. */
+	umask(0);
+	if (creds_init() < 0) {
+		fprintf(stderr, "shmfs: cannot read the daemon's own groups\n");
+		goto out_args;
+	}
 	if (shmfs_init_state(&fs, &o) < 0)
 		goto out_args;
 
@@ -292,12 +308,13 @@ int main(int argc, char *argv[])
 	se = fuse_session_new(&args, &shmfs_ops, sizeof shmfs_ops, &fs);
 	if (!se)
 		goto out_state;
+	fs.se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, o.mountpoint) != 0)
 		goto out_signals;
-	if (pt_mode != PASSTHROUGH_OFF && passthrough_install(se, pt_mode) != 0) {
-		fprintf(stderr, "shmfs: cannot install the passthrough hooks\n");
+	if (passthrough_install(se, pt_mode) != 0) {
+		fprintf(stderr, "shmfs: cannot install the protocol hooks\n");
 		goto out_unmount;
 	}
 	if (!o.foreground) {

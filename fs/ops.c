@@ -404,6 +404,19 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	posix_fsync(req, h, datasync);
 }
 
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct handle *h = HANDLE(fi);
+	/* Views and copies being loaded have a fixed or staged content. */
+	if (h->load || h->view)
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	if (h->node->kind == NODE_SYSV_SEG)
+		return sysv_seg_fallocate(req, h, mode, off, len);
+	posix_falloc(req, h, mode, off, len);
+}
+
 void open_track(struct shmfs *fs, struct open_item *item,
 		void (*close)(struct shmfs *fs, struct open_item *item))
 {
@@ -711,6 +724,7 @@ const struct fuse_lowlevel_ops shmfs_ops = {
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
+	.fallocate = op_fallocate,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,

@@ -14,11 +14,24 @@
  *   "unused" word in libfuse 3.14's copy of the struct). We set FUSE_INIT_EXT,
  *   FUSE_PASSTHROUGH, max_stack_depth = 1 (backing files are on tmpfs or the
  *   shm mount, depth 0) and make sure FUSE_WRITEBACK_CACHE is clear: the
- *   kernel ignores passthrough otherwise. We also set FUSE_HANDLE_KILLPRIV_V2
- *   (bit 28) when the kernel offers it: the kernel then marks the mount
- *   SB_NOSEC and stops asking the daemon for security.capability before
- *   every passthrough write (measured: one GETXATTR per write without it).
- *   The backing tmpfs file clears its own set-id bits on write.
+ *   kernel ignores passthrough otherwise.
+ * - FUSE_HANDLE_KILLPRIV_V2 (bit 28 of flags), in every mode, when the kernel
+ *   offers it (libfuse 3.14 never asks for it): the daemon clears set-id
+ *   bits itself, as the backing filesystem would for the caller. The kernel
+ *   then marks the mount SB_NOSEC (no GETXATTR of security.capability before
+ *   every passthrough write: measured, one per write without it) and says in
+ *   each request whether the caller lacks CAP_FSETID: FUSE_WRITE_KILL_SUIDGID
+ *   (bit 2 of fuse_write_in.write_flags @20), FUSE_OPEN_KILL_SUIDGID (bit 0
+ *   of fuse_open_in.open_flags @4, fuse_create_in.open_flags @12) and
+ *   FATTR_KILL_SUIDGID in SETATTR (libfuse passes that one on, as
+ *   FUSE_SET_ATTR_KILL_SUID). libfuse 3.14 drops the first two, so the read
+ *   hook keeps them for the thread that serves the request (the thread that
+ *   read a request is the one that handles it). A passthrough write runs in
+ *   the kernel with the credentials of whoever registered the backing file
+ *   (the FUSE_DEV_IOC_BACKING_OPEN caller's, prepare_creds()): backing files
+ *   are registered without CAP_FSETID, so those writes clear set-id bits as
+ *   for an unprivileged writer (posix.c keeps root's writes to set-id files
+ *   off passthrough).
  * - OPEN and CREATE replies end with fuse_open_out (16 bytes): fh @0,
  *   open_flags @8, backing_id @12 (libfuse 3.14 calls it padding and sends 0).
  *   A passthrough reply has FOPEN_PASSTHROUGH (bit 7) and the backing id.
@@ -29,9 +42,10 @@
  *
  * Threads: the multithreaded loop calls the hooks concurrently, each worker
  * on its own cloned descriptor. The hooks keep no shared state but the
- * negotiated flag (written once, at INIT, before the kernel sends anything
- * else) and a per-thread armed reply: an op arms it right before it replies,
- * and the reply is written by the same thread inside fuse_reply_*(). */
+ * negotiated flags (written once, at INIT, before the kernel sends anything
+ * else), a per-thread armed reply (an op arms it right before it replies,
+ * and the reply is written by the same thread inside fuse_reply_*()) and the
+ * per-thread flags of the request being served. */
 #define _GNU_SOURCE
 #include "passthrough.h"
 
@@ -46,9 +60,15 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "log.h"
 
+#define FUSE_OPCODE_OPEN 14
+#define FUSE_OPCODE_WRITE 16
 #define FUSE_OPCODE_INIT 26
+#define FUSE_OPCODE_CREATE 35
+#define FUSE_WRITE_KILL_SUIDGID_FLAG (1u << 2)
+#define FUSE_OPEN_KILL_SUIDGID_FLAG (1u << 0)
 #define FUSE_IN_HEADER_SIZE 40
 #define FUSE_OUT_HEADER_SIZE 16
 #define FUSE_INIT_EXT_FLAG (1u << 30)
@@ -77,6 +97,7 @@ static atomic_int pt_killpriv;        /* the kernel offered HANDLE_KILLPRIV_V2 *
 
 static __thread int armed_backing_id;
 static __thread unsigned armed_extra_flags;
+static __thread int request_kills_suidgid; /* of the request this thread serves */
 
 int passthrough_parse_mode(const char *s, enum passthrough_mode *mode)
 {
@@ -132,13 +153,38 @@ static uint32_t get32(const char *p)
 }
 static void put32(char *p, uint32_t v) { memcpy(p, &v, 4); }
 
+/* The kill flag of a request's fixed part IN (LEN bytes), by opcode. */
+static int kills_suidgid(uint32_t opcode, const char *in, ssize_t len)
+{
+	switch (opcode) {
+	case FUSE_OPCODE_WRITE:
+		return len >= 24 && (get32(in + 20) & FUSE_WRITE_KILL_SUIDGID_FLAG);
+	case FUSE_OPCODE_OPEN:
+		return len >= 8 && (get32(in + 4) & FUSE_OPEN_KILL_SUIDGID_FLAG);
+	case FUSE_OPCODE_CREATE:
+		return len >= 16 && (get32(in + 12) & FUSE_OPEN_KILL_SUIDGID_FLAG);
+	default:
+		return 0;
+	}
+}
+
+int passthrough_request_kills_suidgid(void) { return request_kills_suidgid; }
+
 static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
 	ssize_t res = read(fd, buf, len);
-	if (res < FUSE_IN_HEADER_SIZE + 20 || get32((char *)buf + 4) != FUSE_OPCODE_INIT)
+	request_kills_suidgid = 0;
+	if (res < FUSE_IN_HEADER_SIZE)
 		return res;
 	const char *in = (const char *)buf + FUSE_IN_HEADER_SIZE;
+	uint32_t opcode = get32((char *)buf + 4);
+	if (opcode != FUSE_OPCODE_INIT) {
+		request_kills_suidgid = kills_suidgid(opcode, in, res - FUSE_IN_HEADER_SIZE);
+		return res;
+	}
+	if (res < FUSE_IN_HEADER_SIZE + 20)
+		return res;
 	uint32_t kminor = get32(in + 4), flags = get32(in + 12);
 	uint32_t flags2 = (flags & FUSE_INIT_EXT_FLAG) && res >= FUSE_IN_HEADER_SIZE + 20
 				  ? get32(in + 16) : 0;
@@ -148,7 +194,9 @@ static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
 	atomic_store(&pt_offered, offered);
 	atomic_store(&pt_killpriv, (flags & FUSE_HANDLE_KILLPRIV_V2_FLAG) != 0);
 	atomic_store(&pt_init_unique, unique);
-	if (offered) {
+	if (pt_mode == PASSTHROUGH_OFF) {
+		/* main() has said so already. */
+	} else if (offered) {
 		atomic_store(&pt_enabled, 1);
 		shm_log(SHM_LOG_INFO, "passthrough on: raw files are served by the kernel "
 				      "(protocol 7.%u)", kminor);
@@ -205,12 +253,12 @@ static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
 	if (hdr && unique && unique == atomic_load(&pt_init_unique)) {
 		atomic_store(&pt_init_unique, 0);
 		char *init_out = iov_at(iov, count, FUSE_OUT_HEADER_SIZE, 40);
+		if (error == 0 && init_out && atomic_load(&pt_killpriv))
+			put32(init_out + 12, get32(init_out + 12) | FUSE_HANDLE_KILLPRIV_V2_FLAG);
 		if (error == 0 && init_out && atomic_load(&pt_enabled)) {
 			uint32_t flags = get32(init_out + 12);
 			flags |= FUSE_INIT_EXT_FLAG;
 			flags &= ~FUSE_WRITEBACK_CACHE_FLAG;
-			if (atomic_load(&pt_killpriv))
-				flags |= FUSE_HANDLE_KILLPRIV_V2_FLAG;
 			put32(init_out + 12, flags);
 			put32(init_out + 32, get32(init_out + 32) | FUSE_PASSTHROUGH_FLAG2);
 			put32(init_out + 36, 1); /* max_stack_depth */
@@ -233,8 +281,15 @@ int passthrough_install(struct fuse_session *se, enum passthrough_mode mode)
 int passthrough_backing_open(int fd)
 {
 	struct backing_map map = {.fd = fd};
+	/* The backing file's writes will run with the credentials this ioctl
+	 * is made with: without CAP_FSETID, so they clear set-id bits. */
+	int rc = creds_drop_fsetid();
+	if (rc < 0)
+		return rc;
 	int id = ioctl(pt_dev_fd, BACKING_OPEN_IOCTL, &map);
-	return id < 0 ? -errno : id;
+	int err = errno;
+	creds_raise_fsetid();
+	return id < 0 ? -err : id;
 }
 
 void passthrough_backing_close(int backing_id)

@@ -19,15 +19,24 @@ int passthrough_parse_mode(const char *s, enum passthrough_mode *mode);
  * Returns 1, or 0 with a reason in WHY (a sentence for the log). */
 int passthrough_possible(char *why, size_t whylen);
 
-/* After mounting, before the loop: route the session's device I/O through the
- * hooks that negotiate passthrough at INIT. MODE on makes the daemon quit if
- * the kernel does not offer it. Returns 0 or -1. */
+/* After mounting, before the loop, in every mode: route the session's device
+ * I/O through the hooks that negotiate passthrough (unless MODE is off) and
+ * HANDLE_KILLPRIV_V2 at INIT, and keep the kill flags of each request. MODE
+ * on makes the daemon quit if the kernel does not offer passthrough.
+ * Returns 0 or -1. */
 int passthrough_install(struct fuse_session *se, enum passthrough_mode mode);
+
+/* Whether the WRITE, OPEN or CREATE this thread is serving asks the daemon
+ * to clear set-id bits (the caller lacks CAP_FSETID): FUSE_WRITE_KILL_SUIDGID
+ * or FUSE_OPEN_KILL_SUIDGID, which libfuse 3.14 does not pass on. */
+int passthrough_request_kills_suidgid(void);
 
 /* Whether INIT turned passthrough on. */
 int passthrough_enabled(void);
 
-/* Register FD as a backing file. Returns a backing id (> 0) or -errno. */
+/* Register FD as a backing file, with the daemon's credentials less
+ * CAP_FSETID (passthrough writes then clear set-id bits). Returns a backing
+ * id (> 0) or -errno. */
 int passthrough_backing_open(int fd);
 /* Release a backing id. */
 void passthrough_backing_close(int backing_id);

@@ -1,8 +1,11 @@
-/* posix.c - ops on the files of SOURCE: every regular file, symlink and
- * directory of the backing directory, as itself. Nodes hold O_PATH
- * descriptors, so an object renamed or removed by another process keeps its
- * node; paths are never stored. The kernel has already checked permissions
- * (default_permissions) against the backing file's own mode and owner. */
+/* posix.c - ops on the files of SOURCE: every regular file, symlink,
+ * directory, FIFO, socket and device node of the backing directory, as
+ * itself. Nodes hold O_PATH descriptors, so an object renamed or removed by
+ * another process keeps its node; paths are never stored. The kernel has
+ * already checked permissions (default_permissions) against the backing
+ * file's own mode and owner; what makes or changes a name, a mode or an
+ * owner is done again with the caller's own credentials (creds.h), so
+ * SOURCE's filesystem decides exactly as it would for the caller directly. */
 #define _GNU_SOURCE
 #include "fs.h"
 
@@ -16,6 +19,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "log.h"
 #include "passthrough.h"
 #include "fsview.h"
@@ -73,6 +77,98 @@ void posix_getattr(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	fuse_reply_attr(req, &st, shmfs_of(req)->timeout);
 }
 
+/* Set-id bits and callers without CAP_FSETID: a write, truncate or
+ * fallocate by such a caller clears S_ISUID, S_ISGID with group execute,
+ * and S_ISGID alone unless the caller is in the file's group. SOURCE's
+ * filesystem decides that itself when the daemon makes the call as the
+ * caller (creds.h), without CAP_FSETID. The kernel keeps the mount's
+ * attributes for up to -o timeout and takes a write to leave the mode
+ * alone: it is told. */
+
+/* Whether the object behind FD has set-id bits. */
+static int has_setid(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID));
+}
+
+/* Before a call on N for a caller without CAP_FSETID (KILL): if N has
+ * set-id bits, become the caller, without CAP_FSETID even if root. *ACTIVE
+ * tells kill_end() what to undo. Returns 0 or -errno. */
+static int kill_begin(fuse_req_t req, struct node *n, int kill, int *active)
+{
+	*active = 0;
+	if (!kill || !has_setid(n->fd))
+		return 0;
+	int rc = creds_enter(req);
+	if (rc < 0)
+		return rc;
+	*active = 1;
+	if (fuse_req_ctx(req)->uid == 0) { /* fsuid 0 keeps CAP_FSETID */
+		rc = creds_drop_fsetid();
+		if (rc < 0) {
+			creds_leave();
+			*active = 0;
+			return rc;
+		}
+		*active = 2;
+	}
+	return 0;
+}
+
+/* After it: the daemon's own credentials back, and the kernel told N's mode
+ * may have changed (only the attributes: no page is invalidated, nothing
+ * waits on a lock). */
+static void kill_end(fuse_req_t req, struct node *n, int active)
+{
+	if (!active)
+		return;
+	if (active == 2)
+		creds_raise_fsetid();
+	creds_leave();
+	struct shmfs *fs = shmfs_of(req);
+	fuse_lowlevel_notify_inval_inode(fs->se, inode_number(fs, n), -1, 0);
+}
+
+/* The mode, owner and group of N (H's descriptor if open), as the caller:
+ * a chown clears the set-id bits the caller's own chown would. */
+static int set_owner_mode(fuse_req_t req, struct node *n, struct handle *h, const char *path,
+			  const struct stat *attr, int to_set)
+{
+	int rc = creds_enter(req);
+	if (rc < 0)
+		return rc;
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		if ((h ? fchmod(h->map.fd, attr->st_mode) : chmod(path, attr->st_mode)) < 0)
+			rc = -errno;
+	}
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+	}
+	creds_leave();
+	return rc;
+}
+
+/* Truncate N (open as FD) to SIZE for the caller of REQ; KILL: it lacks
+ * CAP_FSETID. */
+static int truncate_fd(fuse_req_t req, struct node *n, int fd, off_t size, int kill)
+{
+	struct shmfs *fs = shmfs_of(req);
+	int active;
+	int rc = kill_begin(req, n, kill, &active);
+	if (rc < 0)
+		return rc;
+	rc = pmap_resize_fd(fd, size, fs->reserve);
+	kill_end(req, n, active);
+	if (rc == -ENOSPC)
+		shm_log(SHM_LOG_WARN, "%s: no space to grow an object to %lld bytes", fs->source,
+			(long long)size);
+	return rc;
+}
+
 void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,
 		   struct fuse_file_info *fi)
 {
@@ -85,18 +181,12 @@ void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set
 		return (void)fuse_reply_err(req, errno);
 	proc_path(path, n->fd);
 
-	if (to_set & FUSE_SET_ATTR_MODE) {
-		if (S_ISLNK(st.st_mode))
-			return (void)fuse_reply_err(req, EOPNOTSUPP);
-		rc = h ? fchmod(h->map.fd, attr->st_mode) : chmod(path, attr->st_mode);
+	if ((to_set & FUSE_SET_ATTR_MODE) && S_ISLNK(st.st_mode))
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		rc = set_owner_mode(req, n, h, path, attr, to_set);
 		if (rc < 0)
-			return (void)fuse_reply_err(req, errno);
-	}
-	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
-		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-			return (void)fuse_reply_err(req, errno);
+			return (void)fuse_reply_err(req, -rc);
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (!S_ISREG(st.st_mode))
@@ -104,16 +194,19 @@ void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set
 		int fd = h ? h->map.fd : open(path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
 			return (void)fuse_reply_err(req, errno);
-		rc = pmap_resize_fd(fd, attr->st_size);
+		/* FUSE_SET_ATTR_KILL_SUID is FATTR_KILL_SUIDGID (HANDLE_KILLPRIV_V2). */
+		rc = truncate_fd(req, n, fd, attr->st_size, to_set & FUSE_SET_ATTR_KILL_SUID);
 		if (!h)
 			close(fd);
-		if (rc < 0) {
-			if (rc == -ENOSPC)
-				shm_log(SHM_LOG_WARN, "%s: no space to grow an object to %lld bytes",
-					shmfs_of(req)->source, (long long)attr->st_size);
+		if (rc < 0)
 			return (void)fuse_reply_err(req, -rc);
-		}
 	}
+	/* chown(f, -1, -1) arrives with nothing to set (the kernel sends
+	 * ctime only with a write-back cache): it still changes the ctime, as
+	 * on tmpfs. */
+	if ((to_set & ~FUSE_SET_ATTR_CTIME) == 0 &&
+	    fchownat(n->fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return (void)fuse_reply_err(req, errno);
 	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
 		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
@@ -148,22 +241,16 @@ void posix_readlink(fuse_req_t req, struct node *n)
 	fuse_reply_readlink(req, buf);
 }
 
-/* Give a new object to the user who asked for it: the daemon runs as root. */
-int posix_chown_to_caller(fuse_req_t req, int dirfd, const char *name)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	if (ctx->uid == 0 && ctx->gid == 0)
-		return 0;
-	return fchownat(dirfd, name, ctx->uid, ctx->gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-}
-
-/* Reply with the entry of a just-made object, or undo it if that fails. */
-static void reply_new_entry(fuse_req_t req, struct node *parent, const char *name, int isdir)
+/* Reply with the entry of object NAME of PARENT, just made by the caller
+ * (RC 0), or with the error RC; undo the object if its entry fails. */
+static void reply_new_entry(fuse_req_t req, struct node *parent, const char *name, int rc,
+			    int isdir)
 {
 	struct fuse_entry_param e;
-	int rc = posix_chown_to_caller(req, parent->fd, name);
 	if (rc == 0)
 		rc = posix_entry(shmfs_of(req), parent, name, &e);
+	else
+		return (void)fuse_reply_err(req, -rc);
 	if (rc < 0) {
 		unlinkat(parent->fd, name, isdir ? AT_REMOVEDIR : 0);
 		return (void)fuse_reply_err(req, -rc);
@@ -173,26 +260,34 @@ static void reply_new_entry(fuse_req_t req, struct node *parent, const char *nam
 
 void posix_mknod(fuse_req_t req, struct node *parent, const char *name, mode_t mode, dev_t rdev)
 {
-	/* Shared memory is regular files; devices and FIFOs have no place here. */
-	if (!S_ISREG(mode))
-		return (void)fuse_reply_err(req, EPERM);
-	if (mknodat(parent->fd, name, mode, rdev) < 0)
-		return (void)fuse_reply_err(req, errno);
-	reply_new_entry(req, parent, name, 0);
+	/* Regular files, FIFOs, sockets, and device nodes for a caller who
+	 * may make them (CAP_MKNOD: root), all as tmpfs has them. */
+	int rc = creds_enter(req);
+	if (rc == 0) {
+		rc = mknodat(parent->fd, name, mode, rdev) < 0 ? -errno : 0;
+		creds_leave();
+	}
+	reply_new_entry(req, parent, name, rc, 0);
 }
 
 void posix_mkdir(fuse_req_t req, struct node *parent, const char *name, mode_t mode)
 {
-	if (mkdirat(parent->fd, name, mode) < 0)
-		return (void)fuse_reply_err(req, errno);
-	reply_new_entry(req, parent, name, 1);
+	int rc = creds_enter(req);
+	if (rc == 0) {
+		rc = mkdirat(parent->fd, name, mode) < 0 ? -errno : 0;
+		creds_leave();
+	}
+	reply_new_entry(req, parent, name, rc, 1);
 }
 
-void posix_symlink(fuse_req_t req, const char *target, struct node *parent, const char *name)
+int posix_symlink_as_caller(fuse_req_t req, const char *target, int dirfd, const char *name)
 {
-	if (symlinkat(target, parent->fd, name) < 0)
-		return (void)fuse_reply_err(req, errno);
-	reply_new_entry(req, parent, name, 0);
+	int rc = creds_enter(req);
+	if (rc == 0) {
+		rc = symlinkat(target, dirfd, name) < 0 ? -errno : 0;
+		creds_leave();
+	}
+	return rc;
 }
 
 void posix_link(fuse_req_t req, struct node *n, struct node *newparent, const char *newname)
@@ -206,15 +301,27 @@ void posix_link(fuse_req_t req, struct node *n, struct node *newparent, const ch
 	fuse_reply_entry(req, &e);
 }
 
+/* Removing and renaming as the caller: the kernel has checked the mount's
+ * (cached) attributes; SOURCE's checks the ones it has now. */
 void posix_unlink(fuse_req_t req, struct node *parent, const char *name, int flags)
 {
-	fuse_reply_err(req, unlinkat(parent->fd, name, flags) < 0 ? errno : 0);
+	int rc = creds_enter(req);
+	if (rc == 0) {
+		rc = unlinkat(parent->fd, name, flags) < 0 ? -errno : 0;
+		creds_leave();
+	}
+	fuse_reply_err(req, -rc);
 }
 
 void posix_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
 		  const char *newname, unsigned int flags)
 {
-	fuse_reply_err(req, renameat2(parent->fd, name, newparent->fd, newname, flags) < 0 ? errno : 0);
+	int rc = creds_enter(req);
+	if (rc == 0) {
+		rc = renameat2(parent->fd, name, newparent->fd, newname, flags) < 0 ? -errno : 0;
+		creds_leave();
+	}
+	fuse_reply_err(req, -rc);
 }
 
 /* Open flags for the daemon's own descriptor: the caller's access mode and
@@ -237,9 +344,12 @@ static void handle_close(struct shmfs *fs, struct open_item *item)
 	posix_release(fs, (struct handle *)item);
 }
 
-static int handle_new(struct shmfs *fs, struct node *n, int fd, int flags,
+/* A handle of N for descriptor FD (adopted), opened with FLAGS by the caller
+ * of REQ, into FI. */
+static int handle_new(fuse_req_t req, struct node *n, int fd, int flags,
 		      struct fuse_file_info *fi)
 {
+	struct shmfs *fs = shmfs_of(req);
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
 		return -ENOMEM;
@@ -253,8 +363,15 @@ static int handle_new(struct shmfs *fs, struct node *n, int fd, int flags,
 	open_track(fs, &h->item, handle_close);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 0;
-	/* Passthrough: the kernel reads, writes and maps the object itself. */
-	if (passthrough_enabled()) {
+	/* Passthrough: the kernel reads, writes and maps the object itself.
+	 * Not for writing a set-id file: the daemon serves those writes, as
+	 * the writer (kill_begin), so the bits go exactly as on tmpfs and the
+	 * kernel hears of it. A passthrough write runs with the backing
+	 * file's credentials, the daemon's less CAP_FSETID
+	 * (passthrough_backing_open): bits set while the file is open are
+	 * cleared by the next write, root's too. */
+	int setid = h->writable && has_setid(fd);
+	if (passthrough_enabled() && !setid) {
 		int id = inode_backing_get(n, dup_fd, &h->map.fd);
 		if (id > 0) {
 			h->passthrough = 1;
@@ -275,9 +392,17 @@ void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	char path[64];
 	proc_path(path, n->fd);
+	/* O_TRUNC by a caller without CAP_FSETID clears set-id bits. */
+	int active;
+	int rc = kill_begin(req, n, (fi->flags & O_TRUNC) && passthrough_request_kills_suidgid(),
+			    &active);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
 	int fd = open(path, backing_flags(fi->flags));
+	int err = errno;
+	kill_end(req, n, active);
 	if (fd < 0)
-		return (void)fuse_reply_err(req, errno);
+		return (void)fuse_reply_err(req, err);
 	struct stat st;
 	if (fstat(fd, &st) == 0 && st.st_nlink == 0) {
 		/* Removed by another process while the kernel had its name cached:
@@ -288,7 +413,7 @@ void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 		close(fd);
 		return (void)fuse_reply_err(req, ESTALE);
 	}
-	int rc = handle_new(shmfs_of(req), n, fd, fi->flags, fi);
+	rc = handle_new(req, n, fd, fi->flags, fi);
 	if (rc < 0) {
 		close(fd);
 		return (void)fuse_reply_err(req, -rc);
@@ -302,19 +427,21 @@ void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t 
 {
 	struct shmfs *fs = shmfs_of(req);
 	struct fuse_entry_param e;
+	/* As the caller: owner, group (set-gid directories), mode bits
+	 * (S_ISUID kept, S_ISGID dropped for a non-member) as tmpfs sets them. */
+	int rc = creds_enter(req);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
 	int fd = openat(parent->fd, name,
 			backing_flags(fi->flags) | O_CREAT | O_NOFOLLOW | (fi->flags & O_EXCL),
 			mode & 07777);
+	int err = errno;
+	creds_leave();
 	if (fd < 0)
-		return (void)fuse_reply_err(req, errno);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	int rc = 0;
-	if ((ctx->uid || ctx->gid) && fchown(fd, ctx->uid, ctx->gid) < 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = posix_entry(fs, parent, name, &e);
+		return (void)fuse_reply_err(req, err);
+	rc = posix_entry(fs, parent, name, &e);
 	if (rc == 0) {
-		rc = handle_new(fs, inode_node(fs, e.ino), fd, fi->flags, fi);
+		rc = handle_new(req, inode_node(fs, e.ino), fd, fi->flags, fi);
 		if (rc < 0)
 			inode_forget(fs, inode_node(fs, e.ino), 1);
 	}
@@ -333,9 +460,10 @@ void posix_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	const void *p;
 	size_t n;
 	int rc = pmap_read_begin(&h->map, off, size, &p, &n);
-	if (rc == 1 || rc == -EACCES || rc == -ENODEV) {
-		/* A span with holes, a write-only descriptor or an unmappable
-		 * file: copy through the descriptor. */
+	if (rc == 1 || rc == -EACCES || rc == -ENODEV || rc == -ENOMEM) {
+		/* A span with holes, a write-only descriptor, an unmappable file
+		 * or one too large to map (a sparse terabyte): copy through the
+		 * descriptor. */
 		char *buf = malloc(size ? size : 1);
 		if (!buf)
 			return (void)fuse_reply_err(req, ENOMEM);
@@ -356,7 +484,12 @@ void posix_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 
 void posix_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
 {
+	int active;
+	int rc = kill_begin(req, h->node, passthrough_request_kills_suidgid(), &active);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
 	ssize_t w = pmap_write(&h->map, buf, size, off);
+	kill_end(req, h->node, active);
 	if (w < 0) {
 		if (w == -ENOSPC)
 			shm_log_once(SHM_LOG_WARN, "%s: backing filesystem full (write refused)",
@@ -364,6 +497,24 @@ void posix_write(fuse_req_t req, struct handle *h, const char *buf, size_t size,
 		return (void)fuse_reply_err(req, (int)-w);
 	}
 	fuse_reply_write(req, (size_t)w);
+}
+
+void posix_falloc(fuse_req_t req, struct handle *h, int mode, off_t off, off_t len)
+{
+	/* The modes SOURCE's filesystem has (tmpfs: allocate, KEEP_SIZE,
+	 * PUNCH_HOLE) are its to refuse. It clears set-id bits for a caller
+	 * without CAP_FSETID; FALLOCATE says nothing about that, so a caller
+	 * other than root is taken to lack it. */
+	int active;
+	int rc = kill_begin(req, h->node, fuse_req_ctx(req)->uid != 0, &active);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
+	rc = fallocate(h->map.fd, mode, off, len) < 0 ? -errno : 0;
+	kill_end(req, h->node, active);
+	if (rc == -ENOSPC)
+		shm_log_once(SHM_LOG_WARN, "%s: backing filesystem full (fallocate refused)",
+			     shmfs_of(req)->source);
+	fuse_reply_err(req, -rc);
 }
 
 void posix_fsync(fuse_req_t req, struct handle *h, int datasync)

@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "fsview.h"
 #include "isio.h"
 #include "log.h"
@@ -312,21 +313,16 @@ static pid_t caller_tgid(fuse_req_t req)
 	return tgid;
 }
 
-/* Whether the caller may write a file of these attributes (what a load
- * into it does; the kernel checked only the directories). */
-static int may_write(fuse_req_t req, const struct stat *st)
+/* Whether the caller of REQ may write file NAME of DIRFD (what a load into
+ * it does; the kernel checked only the directories), as the filesystem
+ * answers the caller itself. */
+static int may_write(fuse_req_t req, int dirfd, const char *name)
 {
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	if (c->uid == 0)
-		return 1;
-	if (c->uid == st->st_uid)
-		return (st->st_mode & S_IWUSR) != 0;
-	int member = c->gid == st->st_gid;
-	gid_t groups[64];
-	int n = member ? 0 : fuse_req_getgroups(req, 64, groups);
-	for (int i = 0; i < n && i < 64 && !member; i++)
-		member = groups[i] == st->st_gid;
-	return (st->st_mode & (member ? S_IWGRP : S_IWOTH)) != 0;
+	if (creds_enter(req) < 0)
+		return 0;
+	int ok = faccessat(dirfd, name, W_OK, AT_EACCESS) == 0;
+	creds_leave();
+	return ok;
 }
 
 /* The object file of view NAME (a load target, stem STEM): X.im.shm or the
@@ -440,8 +436,7 @@ void replace_reclaim(fuse_req_t req, struct node *parent, const char *name)
 	/* Back under its name, if nobody made one meanwhile and the caller
 	 * may write it (else its grace goes on, and the copy makes a new
 	 * object or loads the one made meanwhile). */
-	struct stat st;
-	int back = fstatat(u->dirfd, u->hidden, &st, 0) == 0 && may_write(req, &st) &&
+	int back = may_write(req, u->dirfd, u->hidden) &&
 		   renameat2(u->dirfd, u->hidden, u->dirfd, u->object, RENAME_NOREPLACE) == 0;
 	if (back)
 		shm_log_once(SHM_LOG_INFO, "%s: removed and created again by one program: the "
@@ -516,7 +511,7 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 	struct shmfs *fs = shmfs_of(req);
 	char stem[NAME_MAX + 1], object[NAME_MAX + 1], label[2 * NAME_MAX + 40];
 	int imod;
-	struct stat st, ost;
+	struct stat st;
 	if ((flags & RENAME_EXCHANGE) || !load_target(newname, stem, sizeof stem, &imod))
 		return 0;
 	/* A real file of that name is renamed over as itself; only regular
@@ -531,7 +526,7 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 	if (view_kind_of(fs, newparent, newname) != VK_NONE) {
 		if (flags & RENAME_NOREPLACE)
 			rc = -EEXIST;
-		else if (fstatat(newparent->fd, object, &ost, 0) == 0 && !may_write(req, &ost)) {
+		else if (!may_write(req, newparent->fd, object)) {
 			shm_log_once(SHM_LOG_WARN, "%s: not loaded: the caller may not write %s "
 						   "(EACCES)",
 				     label, object);

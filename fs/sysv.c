@@ -98,10 +98,24 @@ void sysv_dir_stat(struct shmfs *fs, struct stat *st)
 	st->st_atim = st->st_mtim = st->st_ctim = fs->started;
 }
 
+/* Whether the caller of REQ is in group GID (primary or supplementary). */
+static int caller_in_group(fuse_req_t req, gid_t gid)
+{
+	if (fuse_req_ctx(req)->gid == gid)
+		return 1;
+	gid_t groups[64];
+	int n = fuse_req_getgroups(req, 64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return 1;
+	return 0;
+}
+
 /* Attributes of a segment as seen by the caller. System V counts the
  * creator as an owner too; the kernel's permission check (default_permissions)
  * knows one owner, so a creator who is no longer the owner is shown itself as
- * the owner (and a member of the creator's group that group). Root, who
+ * the owner (and a member of the creator's group, by its primary group or a
+ * supplementary one, that group). Root, who
  * passes every check anyway, sees shm_perm as it is. Attributes are never
  * cached (timeout 0), so each user gets its own view. */
 static int seg_stat(fuse_req_t req, struct node *n, struct stat *st)
@@ -121,9 +135,9 @@ static int seg_stat(fuse_req_t req, struct node *n, struct stat *st)
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	if (ctx->uid != 0 && ctx->uid == seg.ds.shm_perm.cuid)
 		st->st_uid = ctx->uid;
-	if (ctx->uid != 0 && ctx->gid == seg.ds.shm_perm.cgid && ctx->gid != st->st_gid &&
-	    st->st_uid != ctx->uid)
-		st->st_gid = ctx->gid;
+	if (ctx->uid != 0 && st->st_uid != ctx->uid && seg.ds.shm_perm.cgid != st->st_gid &&
+	    caller_in_group(req, seg.ds.shm_perm.cgid))
+		st->st_gid = seg.ds.shm_perm.cgid;
 	return 0;
 }
 
@@ -531,6 +545,24 @@ void sysv_seg_write(fuse_req_t req, struct handle *h, const char *buf, size_t si
 		return posix_write(req, h, buf, size, off);
 	memcpy((char *)h->shm_addr + off, buf, size);
 	fuse_reply_write(req, size);
+}
+
+void sysv_seg_fallocate(fuse_req_t req, struct handle *h, int mode, off_t off, off_t len)
+{
+	int rc = handle_ready(h);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
+	if (rc == 1 || h->map.fd < 0) /* still being created, or attached only */
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	/* Within the segment only: its shmem file must not grow past shm_segsz. */
+	if (off < 0 || len <= 0 || (uint64_t)off + (uint64_t)len > h->shm_size) {
+		char name[SYSV_NAME_MAX];
+		sysv_name_format(name, h->node->key, h->node->shmid);
+		shm_log_once(SHM_LOG_WARN, "%s/%s: fallocate past the end of a %zu-byte segment",
+			     shmfs_of(req)->sysvdir, name, h->shm_size);
+		return (void)fuse_reply_err(req, ENOSPC);
+	}
+	posix_falloc(req, h, mode, off, len);
 }
 
 int sysv_seg_flush(struct handle *h)

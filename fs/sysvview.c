@@ -161,13 +161,18 @@ int sysvview_list(struct shmfs *fs, void *snapshot)
 	return rc;
 }
 
+off_t sysvview_link_text(key_t key, char *buf, size_t len)
+{
+	return (off_t)snprintf(buf, len, "0x%08x.fits", (unsigned)key);
+}
+
 int sysvview_readlink(struct shmfs *fs, struct node *n, char *buf, size_t len)
 {
 	struct sysv_seg seg = {.shmid = n->shmid};
 	(void)fs;
 	if (n->variant != VK_CFITSIO_LINK || sysv_stat(&seg) < 0)
 		return -ENOENT;
-	snprintf(buf, len, "0x%08x.fits", (unsigned)seg.ds.shm_perm.__key);
+	sysvview_link_text(seg.ds.shm_perm.__key, buf, len);
 	return 0;
 }
 

@@ -241,8 +241,13 @@ static void view_stat(const struct probe *p, struct stat *st)
 		st->st_size = (off_t)p->file_size;
 		st->st_blocks = (blkcnt_t)((p->file_size + 511) / 512);
 		st->st_ino ^= (ino_t)p->kind << 48;
-		if (p->kind == VK_CFITSIO_LINK)
+		if (p->kind == VK_CFITSIO_LINK) {
+			/* lstat of a link: its size is the length of its text. */
+			char target[SYSV_NAME_MAX + 8];
 			st->st_mode = S_IFLNK | 0777;
+			st->st_size = sysvview_link_text(p->ds.shm_perm.__key, target, sizeof target);
+			st->st_blocks = 0;
+		}
 		return;
 	}
 	*st = p->st;

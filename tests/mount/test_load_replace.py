@@ -295,6 +295,46 @@ class RemoveTest(ReplaceCase):
         self.assertEqual(os.stat(self.s('imcam.im.shm')).st_ino, ino)
 
 
+class UserTest(ReplaceCase):
+    """A user who may replace names in a directory but may not write a
+    stream: a rename onto its view is refused, and after removing its view
+    the user's copy makes a stream of the user's own; the one removed is
+    never written."""
+
+    mount_options = ['-o', 'allow_other']
+
+    def test_no_write_permission(self):
+        from harness import ensure_user
+        uid, gid = ensure_user('shmfs-test1')
+        os.chmod(self.source, 0o777)   # anyone may replace names; no sticky bit
+        os.chmod(self.workdir, 0o755)
+        ino = self.stream('cam', np.zeros((4, 4), np.float32))
+        os.chmod(self.s('cam.im.shm'), 0o644)
+        with open(self.s('cam.im.shm'), 'rb') as f:   # kept open: seen after its removal
+            before = f.read()
+        old = os.open(self.s('cam.im.shm'), os.O_RDONLY)
+        self.defer(lambda: os.close(old))
+        a = self.write_fits('a.fits', np.ones((4, 4), np.float32))
+        os.chmod(a, 0o644)
+        self.check(['cp', a, self.m('cam.part')], user='shmfs-test1')
+        self.check_fails(['mv', self.m('cam.part'), self.m('cam.fits')], errno.EACCES,
+                         user='shmfs-test1')
+        self.assertTrue(os.path.exists(self.s('cam.part')))
+        self.assert_log(r'cam\.fits \(renamed from cam\.part\): not loaded: the caller may not '
+                        r'write cam\.im\.shm')
+        code = ('import sys; from astropy.io import fits; '
+                'fits.writeto(sys.argv[1], fits.getdata(sys.argv[2]), overwrite=True)')
+        self.check([sys.executable, '-c', code, self.m('cam.fits'), a], user='shmfs-test1')
+        st = os.stat(self.s('cam.im.shm'))
+        self.assertNotEqual(st.st_ino, ino, 'a stream of the user\'s own')
+        self.assertEqual((st.st_uid, st.st_gid), (uid, gid))
+        self.assert_source_settled()
+        self.assertEqual(sorted(os.listdir(self.source)), ['cam.im.shm', 'cam.part'])
+        self.assertEqual(os.pread(old, len(before) + 1, 0), before,
+                         'the stream the user could not write was removed unwritten')
+        self.assertEqual(os.fstat(old).st_nlink, 0)
+
+
 class ConcurrentTest(ReplaceCase):
     """Eight copies onto one name at once, again and again: each succeeds on
     its own content, the last to close wins, every frame stays whole."""

@@ -619,8 +619,9 @@ class StrictMetadataTest(MountTestCase):
 
 
 class FullFilesystemTest(MountTestCase):
-    """SOURCE on a 1 MiB tmpfs: a write or a growing truncate that does not
-    fit fails with ENOSPC, and what is there stays intact."""
+    """SOURCE on a 1 MiB tmpfs: a write that does not fit fails with ENOSPC,
+    and what is there stays intact; a growing truncate makes a hole, as on
+    tmpfs, unless -o reserve (then ENOSPC too)."""
 
     KEEP = pattern(100000, seed=9)
 
@@ -646,15 +647,6 @@ class FullFilesystemTest(MountTestCase):
             self.assert_errno(errno.ENOSPC, os.write, fd, b'x' * 65536)
         finally:
             os.close(fd)
-        # A growing truncate fails, leaving size and content alone.
-        self.check_fails(['truncate', '-s', '10M', self.m('keep')], errno.ENOSPC)
-        self.assert_keep_intact()
-        fd = os.open(self.m('keep'), os.O_RDWR)
-        try:
-            self.assert_errno(errno.ENOSPC, os.ftruncate, fd, 10 << 20)
-        finally:
-            os.close(fd)
-        self.assert_keep_intact()
         # Once there is room again, writes work.
         self.check(['rm', self.m('fill')])
         self.check(['dd', 'if=/dev/zero', f'of={self.m("fill")}', 'bs=4k', 'count=4',
@@ -663,12 +655,32 @@ class FullFilesystemTest(MountTestCase):
         self.assert_keep_intact()
         self.assert_daemon_alive()
 
-    def test_truncate_beyond_capacity(self):
+    def test_truncate_beyond_capacity_is_sparse(self):
+        """As on tmpfs: the size is set, no memory is taken."""
+        self.check(['truncate', '-s', '10M', self.m('new')])
+        st = os.stat(self.s('new'))
+        self.assertEqual((st.st_size, st.st_blocks), (10 << 20, 0))
+        self.check(['truncate', '-s', '10M', self.s('direct')])   # tmpfs itself agrees
+        self.assertEqual(os.stat(self.s('direct')).st_size, 10 << 20)
+
+    def test_truncate_beyond_capacity_with_reserve(self):
+        """-o reserve: a growing truncate reserves the memory, so it fails
+        with ENOSPC now, leaving size and content alone, rather than a store
+        raising SIGBUS later."""
+        self.remount(options=['-o', 'reserve'])
         self.check_fails(['truncate', '-s', '10M', self.m('keep')], errno.ENOSPC)
+        self.assert_keep_intact()
+        fd = os.open(self.m('keep'), os.O_RDWR)
+        try:
+            self.assert_errno(errno.ENOSPC, os.ftruncate, fd, 10 << 20)
+        finally:
+            os.close(fd)
         self.assert_keep_intact()
         self.check_fails(['truncate', '-s', '10M', self.m('new')], errno.ENOSPC)
         if os.path.exists(self.s('new')):
             self.assertEqual(os.stat(self.s('new')).st_size, 0)
+        self.check(['truncate', '-s', '300K', self.m('new')])
+        self.assertGreaterEqual(os.stat(self.s('new')).st_blocks, 600)
 
     def test_sparse_object_on_full_filesystem(self):
         """Holes of a sparse object on a full tmpfs read as zeros (reading

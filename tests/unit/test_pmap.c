@@ -286,39 +286,45 @@ Test(pmap, resize_grows_and_shrinks)
 	open_pmap(O_RDWR);
 	expect_read(0, 4096, 4096);
 
-	cr_assert_eq(pmap_resize_fd(pm.fd, 5 * MiB), 0);
-	cr_assert_eq(size_of(other), 5 * MiB);
+	cr_assert_eq(pmap_resize_fd(pm.fd, 3 * MiB, 0), 0);
+	cr_assert_eq(size_of(other), 3 * MiB);
 	struct stat st;
 	cr_assert_eq(fstat(other, &st), 0);
-	cr_assert_geq(st.st_blocks, 5 * MiB / 512, "growing must reserve the pages");
+	cr_assert_lt(st.st_blocks, 3 * MiB / 512, "growing without reserve leaves a hole");
+	cr_assert_eq(pmap_resize_fd(pm.fd, 5 * MiB, 1), 0);
+	cr_assert_eq(size_of(other), 5 * MiB);
+	cr_assert_eq(fstat(other, &st), 0);
+	cr_assert_geq(st.st_blocks, 2 * MiB / 512, "growing with reserve reserves the new pages");
 	expect_read(0, 4096, 4096);
 	unsigned char buf[256];
 	cr_assert_eq(pmap_read(&pm, buf, sizeof buf, 5 * MiB - 256), 256);
 	for (size_t i = 0; i < sizeof buf; i++)
 		cr_assert_eq(buf[i], 0);
 
-	cr_assert_eq(pmap_resize_fd(pm.fd, 5 * MiB), 0, "same size");
+	cr_assert_eq(pmap_resize_fd(pm.fd, 5 * MiB, 1), 0, "same size");
 	cr_assert_eq(size_of(other), 5 * MiB);
 
-	cr_assert_eq(pmap_resize_fd(other, 100), 0);
+	cr_assert_eq(pmap_resize_fd(other, 100, 0), 0);
 	cr_assert_eq(size_of(pm.fd), 100);
 	expect_read(0, 4096, 100);
 
-	cr_assert_eq(pmap_resize_fd(other, 0), 0);
+	cr_assert_eq(pmap_resize_fd(other, 0, 0), 0);
 	expect_read(0, 10, 0);
 }
 
 Test(pmap, resize_refusals)
 {
 	fill_pattern(other, 0, 100);
-	cr_assert_eq(pmap_resize_fd(other, -1), -EINVAL);
+	cr_assert_eq(pmap_resize_fd(other, -1, 0), -EINVAL);
 	cr_assert_eq(size_of(other), 100);
-	cr_assert_eq(pmap_resize_fd(-1, 10), -EBADF);
+	cr_assert_eq(pmap_resize_fd(-1, 10, 0), -EBADF);
 	int ro = open(path, O_RDONLY);
 	cr_assert_geq(ro, 0);
-	int rc = pmap_resize_fd(ro, 1 * MiB);
+	int rc = pmap_resize_fd(ro, 1 * MiB, 0);
+	cr_assert_eq(rc, -EINVAL, "resize through O_RDONLY (ftruncate): %s", strerror(-rc));
+	rc = pmap_resize_fd(ro, 1 * MiB, 1);
 	close(ro);
-	cr_assert_eq(rc, -EBADF, "resize through O_RDONLY: %s", strerror(-rc));
+	cr_assert_eq(rc, -EBADF, "reserve through O_RDONLY (fallocate): %s", strerror(-rc));
 	cr_assert_eq(size_of(other), 100);
 }
 

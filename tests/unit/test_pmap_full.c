@@ -132,7 +132,7 @@ Test(pmap_full, resize_beyond_space_is_enospc_and_changes_nothing)
 	expect_pattern(0, 64 * 1024);
 	unsigned long before = free_blocks();
 
-	cr_assert_eq(pmap_resize_fd(pm.fd, 8 * MiB), -ENOSPC);
+	cr_assert_eq(pmap_resize_fd(pm.fd, 8 * MiB, 1), -ENOSPC);
 	cr_assert_eq(size_of(other), 64 * 1024, "the size changed");
 	cr_assert_eq(free_blocks(), before, "space stayed reserved after the failure");
 	expect_pattern(0, 64 * 1024);
@@ -140,7 +140,7 @@ Test(pmap_full, resize_beyond_space_is_enospc_and_changes_nothing)
 	cr_assert_eq(pmap_read(&pm, &c, 1, 64 * 1024), 0);
 
 	/* A size that fits still works afterwards. */
-	cr_assert_eq(pmap_resize_fd(pm.fd, 512 * 1024), 0);
+	cr_assert_eq(pmap_resize_fd(pm.fd, 512 * 1024, 1), 0);
 	cr_assert_eq(size_of(other), 512 * 1024);
 	expect_pattern(0, 64 * 1024);
 }
@@ -176,12 +176,27 @@ Test(pmap_full, resize_on_full_filesystem)
 {
 	fill_pattern(other, 0, 8192);
 	fill_filesystem();
-	cr_assert_eq(pmap_resize_fd(pm.fd, 1 * MiB), -ENOSPC);
+	cr_assert_eq(pmap_resize_fd(pm.fd, 1 * MiB, 1), -ENOSPC);
 	cr_assert_eq(size_of(other), 8192);
 	expect_pattern(0, 8192);
-	cr_assert_eq(pmap_resize_fd(pm.fd, 4096), 0, "shrinking needs no space");
+	cr_assert_eq(pmap_resize_fd(pm.fd, 4096, 1), 0, "shrinking needs no space");
 	cr_assert_eq(size_of(other), 4096);
 	expect_pattern(0, 4096);
+}
+
+Test(pmap_full, resize_without_reserve_is_sparse_as_on_tmpfs)
+{
+	fill_pattern(other, 0, 8192);
+	fill_filesystem();
+	/* ftruncate on a full tmpfs succeeds: the new part is a hole. */
+	cr_assert_eq(pmap_resize_fd(pm.fd, 1024 * MiB, 0), 0);
+	cr_assert_eq(size_of(other), 1024 * MiB);
+	expect_pattern(0, 8192);
+	unsigned char c = 1;
+	cr_assert_eq(pmap_read(&pm, &c, 1, 1000 * MiB), 1);
+	cr_assert_eq(c, 0, "a hole reads as zero");
+	cr_assert_eq(pmap_resize_fd(pm.fd, 8192, 0), 0);
+	expect_pattern(0, 8192);
 }
 
 /* shm_open + ftruncate makes a sparse object: its pages do not exist until

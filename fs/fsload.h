@@ -54,10 +54,10 @@ void load_release(struct shmfs *fs, struct handle *h);
 void load_node_free(struct node *n);
 
 /* replace.c: unlink + create and rename onto a view name, as loads. */
-/* Start the worker (at mount): objects unlinked through their views wait
- * up to GRACE seconds (0: removed at once), while the program that
- * unlinked them runs, for it to create them again. */
-int replace_init(struct shmfs *fs, struct fuse_session *se, double grace);
+/* Start the worker (at mount, fs->se set): objects unlinked through their
+ * views wait up to GRACE seconds (0: removed at once), while the program
+ * that unlinked them runs, for it to create them again. */
+int replace_init(struct shmfs *fs, double grace);
 /* Stop it and remove every object still waiting (at unmount). */
 void replace_finish(struct shmfs *fs);
 /* UNLINK of NAME in PARENT: if NAME is the view of a stream, stream link or

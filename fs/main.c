@@ -325,7 +325,7 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	shm_log(SHM_LOG_INFO, "serving %s at %s", o.source, o.mountpoint);
 	/* After daemonizing: its worker thread would not survive the fork. */
-	if (replace_init(&fs, se, o.unlink_grace) < 0) {
+	if (replace_init(&fs, o.unlink_grace) < 0) {
 		fprintf(stderr, "shmfs: cannot start a thread\n");
 		goto out_unmount;
 	}

@@ -243,7 +243,7 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int replace_init(struct shmfs *fs, struct fuse_session *se, double grace)
+int replace_init(struct shmfs *fs, double grace)
 {
 	struct replace_state *r = calloc(1, sizeof *r);
 	if (!r)
@@ -255,7 +255,7 @@ int replace_init(struct shmfs *fs, struct fuse_session *se, double grace)
 		return -err;
 	}
 	pthread_mutex_init(&r->lock, NULL);
-	r->se = se;
+	r->se = fs->se;
 	r->grace.tv_sec = (time_t)grace;
 	r->grace.tv_nsec = (long)((grace - (double)r->grace.tv_sec) * 1e9);
 	int rc = pthread_create(&r->worker, NULL, worker, r);

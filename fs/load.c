@@ -1,8 +1,9 @@
 /* load.c - loading by copying: `cp image.fits MOUNT/X.fits` makes or updates
  * stream X, `cp vol.mrc MOUNT/IMODShrMem_KB_N.mrc` fills that IMOD file. The
- * bytes written are staged in a memfd of the open's own, which the kernel
- * writes itself (passthrough) when the node's backing is free for it, else
- * the daemon does; when the copy is closed (FLUSH, which reaches the daemon
+ * bytes written are staged in a memfd of the copy's own, on a node of the
+ * copy's own (a new name's, or one an existing view's copy is redirected
+ * to), which the kernel writes itself (passthrough) where it can, else the
+ * daemon does. When the copy is closed (FLUSH, which reaches the daemon
  * either way) they are handed to core/load.c, which changes SOURCE all at
  * once or not at all, and the close returns its error. Until then nothing
  * in SOURCE changes. Renames and unlinks that replace a view are in

@@ -149,6 +149,24 @@ class EveryWayTest(ReplaceCase):
         # of header, 2880 of data and padding), not the file renamed.
         self.assertTrue(wait_until(lambda: os.stat(self.m('new.fits')).st_size == 5760, 5))
 
+    def test_mrc_renamed_onto_an_imod_view(self):
+        import mrcfile
+        name = 'IMODShrMem_64_vol'
+        path = os.path.join(self.workdir, 'vol.mrc')
+        with mrcfile.new(path, overwrite=True) as m:
+            m.set_data(np.zeros((2, 8, 8), np.float32))
+        self.cp(path, name + '.mrc')
+        ino = os.stat(self.s(name)).st_ino
+        b = np.arange(128, dtype=np.float32).reshape(2, 8, 8)
+        with mrcfile.new(path, overwrite=True) as m:
+            m.set_data(b)
+        self.cp(path, 'vol.part')
+        self.check(['mv', self.m('vol.part'), self.m(name + '.mrc')])
+        self.assertEqual(os.stat(self.s(name)).st_ino, ino, 'filled in place')
+        with mrcfile.open(self.m(name + '.mrc')) as m:
+            self.assertTrue(np.array_equal(m.data, b))
+        self.assertEqual(sorted(os.listdir(self.source)), [name])
+
     def test_other_shape_replaces_the_file(self):
         ino = self.stream('cam', np.zeros((8, 8), np.float32))
         a = np.ones((4, 16), np.int32)

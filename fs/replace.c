@@ -360,7 +360,10 @@ int replace_unlink(fuse_req_t req, struct node *parent, const char *name)
 	enum view_kind kind = view_kind_of(fs, parent, name);
 	if (kind != VK_STREAM_FITS && kind != VK_STREAM_LINK && kind != VK_IMOD_MRC)
 		return 0;
-	struct unlinked *u = object_file(stem, imod, object, sizeof object) < 0
+	/* A caller the daemon cannot tell apart (another pid namespace gives
+	 * pid 0) is not waited for. */
+	pid_t tgid = caller_tgid(req);
+	struct unlinked *u = tgid <= 0 || object_file(stem, imod, object, sizeof object) < 0
 				     ? NULL : calloc(1, sizeof *u);
 	if (!u)
 		return 0;
@@ -382,9 +385,9 @@ int replace_unlink(fuse_req_t req, struct node *parent, const char *name)
 	snprintf(u->view, sizeof u->view, "%s", name);
 	snprintf(u->object, sizeof u->object, "%s", object);
 	snprintf(u->hidden, sizeof u->hidden, "%s", hidden);
-	u->tgid = caller_tgid(req);
+	u->tgid = tgid;
 	/* The process is alive until this request is answered. */
-	u->pidfd = u->tgid > 0 ? (int)syscall(SYS_pidfd_open, u->tgid, 0) : -1;
+	u->pidfd = (int)syscall(SYS_pidfd_open, tgid, 0);
 	u->state = WAITING;
 	u->deadline = deadline_after(r->grace);
 	pthread_mutex_lock(&r->lock);

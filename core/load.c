@@ -216,6 +216,100 @@ static int link_name(int fd, int dirfd, const char *name, int replace, char *why
 	return 0;
 }
 
+/* ---- The mapping of the stream loaded last
+ *
+ * Loads come in series (darks, flats, a reference loaded again and again),
+ * and mapping a 16 MiB stream anew costs about as much as converting its
+ * pixels: the mapping of the stream updated last is kept for the next load
+ * into it. It is dropped when another stream is updated, when the name no
+ * longer leads to that file of that size, and KEEP_SECONDS after its last
+ * use (by a thread of its own), so that a stream removed meanwhile holds
+ * its memory no longer than that. All under load_lock. */
+#define KEEP_SECONDS 1
+
+static struct {
+	void *map;            /* NULL: none */
+	size_t len;
+	dev_t dev;
+	ino_t ino;
+	struct timespec used; /* CLOCK_REALTIME, as kept_wake waits */
+} kept;
+static pthread_cond_t kept_wake = PTHREAD_COND_INITIALIZER;
+static pthread_once_t keeper_once = PTHREAD_ONCE_INIT;
+static int keeper_running;
+
+static void kept_drop(void)
+{
+	if (kept.map)
+		load_unmap(kept.map, kept.len);
+	kept.map = NULL;
+}
+
+static void *keeper(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&load_lock);
+	for (;;) {
+		if (!kept.map) {
+			pthread_cond_wait(&kept_wake, &load_lock);
+			continue;
+		}
+		struct timespec until = kept.used, now;
+		until.tv_sec += KEEP_SECONDS;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec > until.tv_sec ||
+		    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
+			kept_drop();
+		else
+			pthread_cond_timedwait(&kept_wake, &load_lock, &until);
+	}
+	return NULL;
+}
+
+static void keeper_start(void)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+	if (pthread_attr_init(&attr) != 0)
+		return;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	keeper_running = pthread_create(&thread, &attr, keeper, NULL) == 0;
+	pthread_attr_destroy(&attr);
+}
+
+/* A mapping of stream file ST (open as FD), populated: the kept one if it
+ * is that file's, else a new one. Returns it or MAP_FAILED. */
+static void *stream_map(int fd, const struct stat *st)
+{
+	if (kept.map && kept.dev == st->st_dev && kept.ino == st->st_ino &&
+	    kept.len == (size_t)st->st_size)
+		return kept.map;
+	kept_drop();
+	/* Populated at once: page by page, the faults of a fresh mapping cost
+	 * more than the copy on this kind of machine. */
+	return mmap(NULL, (size_t)st->st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		    fd, 0);
+}
+
+/* Done with MAP (stream_map's, of ST): kept for the next load when KEEP
+ * (and a thread can forget it in time), else unmapped. */
+static void stream_unmap(void *map, const struct stat *st, int keep)
+{
+	if (map == kept.map && !keep)
+		kept.map = NULL;
+	pthread_once(&keeper_once, keeper_start);
+	if (!keep || !keeper_running) {
+		load_unmap(map, (size_t)st->st_size);
+		return;
+	}
+	kept.map = map;
+	kept.len = (size_t)st->st_size;
+	kept.dev = st->st_dev;
+	kept.ino = st->st_ino;
+	clock_gettime(CLOCK_REALTIME, &kept.used);
+	pthread_cond_signal(&kept_wake);
+}
+
 /* Copy the metadata, under guard: the file may be shrunk under us. */
 struct meta_copy {
 	const unsigned char *map;
@@ -249,10 +343,7 @@ static int update_stream(int dirfd, const char *fname, const struct load_image *
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < ISIO_META_SIZE ||
 	    (uint64_t)st.st_size > SIZE_MAX)
 		goto out;
-	/* Populated at once: page by page, the faults of a fresh mapping cost
-	 * more than the copy on this kind of machine. */
-	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_POPULATE, fd, 0);
+	void *map = stream_map(fd, &st);
 	if (map == MAP_FAILED) {
 		rc = -errno;
 		SAY("cannot map %s: %s", fname, strerror(errno));
@@ -279,7 +370,7 @@ static int update_stream(int dirfd, const char *fname, const struct load_image *
 	else
 		rc = 1;
 unmap:
-	load_unmap(map, (size_t)st.st_size);
+	stream_unmap(map, &st, rc == 1);
 out:
 	close(fd);
 	return rc;

@@ -158,6 +158,68 @@ Test(load_lazy, large_images_on_two_threads, .init = setup, .fini = teardown)
 	free(pix);
 }
 
+/* ---- The mapping of the stream loaded last */
+
+/* Whether this process maps a file whose path contains NAME. */
+static int mapped(const char *name)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	int found = 0;
+	while (f && fgets(line, sizeof line, f))
+		found |= strstr(line, name) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static void float_file(struct mem *m, float value)
+{
+	const long dims[2] = {64, 64};
+	float pix[64 * 64];
+	for (int i = 0; i < 64 * 64; i++)
+		pix[i] = value;
+	*m = make_fits(FLOAT_IMG, 2, dims, TFLOAT, pix, 0, 0, 0);
+}
+
+Test(load_lazy, the_mapping_kept_follows_the_file, .init = setup, .fini = teardown)
+{
+	struct mem a, b, c;
+	float_file(&a, 1);
+	float_file(&b, 2);
+	float_file(&c, 3);
+	enum load_result did;
+	cr_assert_eq(load_as("cam", &a, 1, &did), 0);
+	cr_assert_eq(load_as("cam", &a, 1, &did), 0);
+	cr_assert(mapped("/cam.im.shm"), "kept for the next load");
+	/* Replaced under its name by a file of the same size: the next load
+	 * goes to the file now there, not to the one kept. */
+	int old = openat(dirfd_, "cam.im.shm", O_RDONLY);
+	cr_assert_eq(load_as("other", &b, 1, &did), 0);
+	cr_assert_eq(load_as("other", &b, 1, &did), 0);
+	cr_assert(!mapped("/cam.im.shm"), "another stream updated: dropped");
+	cr_assert_eq(load_as("cam", &a, 1, &did), 0);
+	cr_assert_eq(renameat(dirfd_, "other.im.shm", dirfd_, "cam.im.shm"), 0);
+	cr_assert_eq(load_as("cam", &c, 1, &did), 0);
+	cr_assert_eq(did, LOAD_UPDATED);
+	struct stream_file f;
+	open_stream("cam.im.shm", &f);
+	cr_assert_eq(((float *)(void *)(f.map + f.s.off_data))[0], 3.0f);
+	close_stream(&f);
+	float first;
+	cr_assert_eq(pread(old, &first, 4, ISIO_META_SIZE), 4);
+	cr_assert_eq(first, 1.0f, "the file replaced was not written");
+	close(old);
+	/* Removed: its memory is let go within a second or so. */
+	cr_assert_eq(unlinkat(dirfd_, "cam.im.shm", 0), 0);
+	for (int i = 0; i < 50 && mapped("/cam.im.shm"); i++)
+		usleep(100000);
+	cr_assert(!mapped("/cam.im.shm"), "still mapped 5 s after its last load");
+	free(a.buf);
+	free(b.buf);
+	free(c.buf);
+}
+
 /* ---- What views synthesize */
 
 Test(load_lazy, view_cards_are_not_keywords)

@@ -182,7 +182,8 @@ int load_from_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, gid
 
 /* Hand the staged bytes to the loader if they changed since the last try
  * (the same bytes would load, or fail, the same way again). LAST: the
- * copy's last close, whose FLUSH never came. Caller holds s->lock. */
+ * copy's end (RELEASE), which loads what no FLUSH did. Caller holds
+ * s->lock. */
 static int stage_load(struct load_stage *s, int last)
 {
 	struct stat st;

@@ -149,6 +149,20 @@ class EveryWayTest(ReplaceCase):
         # of header, 2880 of data and padding), not the file renamed.
         self.assertTrue(wait_until(lambda: os.stat(self.m('new.fits')).st_size == 5760, 5))
 
+    def test_unpadded_file_loads_once(self):
+        """A FITS file without its final padding (not the standard's, but
+        written by some programs) is loaded when the copy ends, once."""
+        ino = self.stream('cam', np.zeros((8, 8), np.float32))
+        a = np.arange(64, dtype=np.float32).reshape(8, 8)
+        path = self.write_fits('a.fits', a)
+        with open(path, 'rb') as f:
+            data = f.read()[:2880 + a.nbytes]
+        with open(path, 'wb') as f:
+            f.write(data)
+        self.cp(path, 'cam.fits')
+        self.assertTrue(wait_until(lambda: isio.read_state(self.s('cam.im.shm'))['cnt0'] == 42, 5))
+        self.assert_loaded_in_place('cam', ino, 42, a)
+
     def test_mrc_renamed_onto_an_imod_view(self):
         import mrcfile
         name = 'IMODShrMem_64_vol'

@@ -10,9 +10,8 @@
  * LEN that is not ours. Its error stack is shared by every thread and keeps
  * messages until cleared, so it is cleared after each decode; WHY uses the
  * status text. CFITSIO 4.2 also trusts some header values and compressed
- * data more than it should (see header_ok, fitsload_key_int,
+ * data more than it should (see fitscheck.c, fitsload_key_int,
  * fitstile_check): those are checked before CFITSIO acts on them. */
-#define _GNU_SOURCE /* memmem */
 #include "load.h"
 
 #include <errno.h>
@@ -21,12 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <fitsio.h>
 /* CFITSIO's internal header, installed with it: the value converters
  * (ffc2jj, ffc2dd, ffc2s, ffc2l) that fitsio.h does not declare. */
 #include <fitsio2.h>
 
+#include "fitscheck.h"
 #include "fitshdr.h"
 #include "fitsload.h"
 #include "fitstile.h"
@@ -38,33 +39,6 @@
 /* Longest string value kept (joined CONTINUE cards); only 79 characters
  * of it can be kept anyway. */
 #define LONG_STRING 256
-
-/* A tile-compressed image is decoded a tile at a time into a buffer CFITSIO
- * allocates (up to 8 bytes a pixel); a hostile header could ask for one
- * tile of billions of pixels. Tiles are refused above this. */
-#define MAX_TILE_PIXELS (UINT64_C(1) << 27)
-
-static int in_list(const char *name, const char *const *list, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(name, list[i]) == 0)
-			return 1;
-	return 0;
-}
-
-/* NAME is PREFIX followed by digits only (or nothing, when BARE is set). */
-static int indexed(const char *name, const char *prefix, int bare)
-{
-	size_t len = strlen(prefix);
-	if (strncmp(name, prefix, len) != 0)
-		return 0;
-	if (name[len] == '\0')
-		return bare;
-	for (const char *p = name + len; *p; p++)
-		if (*p < '0' || *p > '9')
-			return 0;
-	return 1;
-}
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -87,10 +61,10 @@ static int structural(const char *name)
 		"NAXIS", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE", "TFORM", "TUNIT",
 		"TDIM", "TNULL", "TSCAL", "TZERO", "TDISP",
 	};
-	if (in_list(name, names, COUNT(names)) || view_card_synthesized(name))
+	if (fitscheck_in_list(name, names, COUNT(names)) || view_card_synthesized(name))
 		return 1;
 	for (size_t i = 0; i < COUNT(indexes); i++)
-		if (indexed(name, indexes[i], i < 2))
+		if (fitscheck_indexed(name, indexes[i], i < 2))
 			return 1;
 	return 0;
 }
@@ -304,19 +278,6 @@ out:
 	return rc;
 }
 
-/* The integer value of CARD (a string) in *V, 0 if it has none; with ffc2jj,
- * see below. Returns 0 or a CFITSIO status. */
-static int card_int(char *card, long long *v)
-{
-	char value[FLEN_VALUE], comment[FLEN_COMMENT];
-	int status = 0;
-	LONGLONG x = 0;
-	if (ffpsvc(card, value, comment, &status) <= 0)
-		ffc2jj(value, &x, &status);
-	*v = x;
-	return status > 0 ? status : 0;
-}
-
 /* Read integer keyword NAME of the current HDU into *V. CFITSIO's own
  * integer reads (fits_read_key with TINT, TLONG, TLONGLONG) go through
  * ffc2j, which in 4.2 overruns a message buffer (and aborts, built with
@@ -329,38 +290,9 @@ int fitsload_key_int(fitsfile *fp, const char *name, long long *v)
 	int status = 0;
 	long long x;
 	snprintf(key, sizeof key, "%s", name);
-	if (fits_read_card(fp, key, card, &status) > 0 || (status = card_int(card, &x)) > 0)
+	if (fits_read_card(fp, key, card, &status) > 0 || (status = fitscheck_card_int(card, &x)) > 0)
 		return status;
 	*v = x;
-	return 0;
-}
-
-/* Bytes of data the raw header of the current HDU promises (before
- * padding): |BITPIX|/8 x GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn). For a
- * tile-compressed image these are its binary table's. Returns 0, or -1 if
- * the header does not say or the size overflows. */
-static int promised_bytes(fitsfile *fp, uint64_t *bytes)
-{
-	long long bitpix = 0, naxis = 0, pcount = 0, gcount = 1, axis;
-	char key[FLEN_KEYWORD];
-	if (fitsload_key_int(fp, "BITPIX", &bitpix) > 0 || fitsload_key_int(fp, "NAXIS", &naxis) > 0 ||
-	    naxis < 0 || naxis > 999 || bitpix < -64 || bitpix > 64)
-		return -1;
-	uint64_t n = naxis ? 1 : 0;
-	for (int i = 1; i <= naxis; i++) {
-		snprintf(key, sizeof key, "NAXIS%d", i);
-		if (fitsload_key_int(fp, key, &axis) > 0 || axis < 0 ||
-		    __builtin_mul_overflow(n, (uint64_t)axis, &n))
-			return -1;
-	}
-	if (fitsload_key_int(fp, "PCOUNT", &pcount) > 0)
-		pcount = 0;
-	if (fitsload_key_int(fp, "GCOUNT", &gcount) > 0)
-		gcount = 1;
-	uint64_t b = (uint64_t)(bitpix < 0 ? -bitpix : bitpix) / 8;
-	if (pcount < 0 || gcount < 0 || __builtin_add_overflow(n, (uint64_t)pcount, &n) ||
-	    __builtin_mul_overflow(n, (uint64_t)gcount, &n) || __builtin_mul_overflow(n, b, bytes))
-		return -1;
 	return 0;
 }
 
@@ -398,143 +330,45 @@ static enum elem_type pick_type(int bitpix, int equiv, int *datatype)
 	return ELEM_F32;
 }
 
-/* Whether CFITSIO can read CARD (named NAME, upper case) safely: the
- * keywords it reads as integers itself (the structure, binary tables, tile
- * compression) must not have a value text of 28 characters or more, which
- * its ffc2j cannot report on without overrunning a buffer (see
- * fitsload_key_int). */
-static int value_safe(char *card, const char *name)
+/* Images larger than this are refused (load_set_image_limit); 0: the
+ * machine's physical memory. */
+static uint64_t image_limit_bytes;
+
+void load_set_image_limit(uint64_t bytes)
 {
-	static const char *const integers[] = {
-		"BITPIX", "PCOUNT", "GCOUNT", "TFIELDS", "THEAP", "BLANK", "EXTVER", "EXTLEVEL",
-		"ZBITPIX", "ZBLANK", "ZDITHER0", "ZPCOUNT", "ZGCOUNT",
-	};
-	static const char *const indexes[] = {"NAXIS", "TBCOL", "TNULL", "ZNAXIS", "ZTILE", "ZVAL"};
-	char value[FLEN_VALUE], comment[FLEN_COMMENT];
-	int status = 0, integer = in_list(name, integers, COUNT(integers));
-	for (size_t i = 0; i < COUNT(indexes) && !integer; i++)
-		integer = indexed(name, indexes[i], 1);
-	if (!integer)
-		return 1;
-	return ffpsvc(card, value, comment, &status) == 0 && strlen(value) < 28;
+	__atomic_store_n(&image_limit_bytes, bytes, __ATOMIC_RELAXED);
 }
 
-/* The extension header at HDR (up to END or the end of the buffer)
- * checked before CFITSIO reads it: TFIELDS, which CFITSIO allocates by, and
- * for a tile-compressed image the tiling, as CFITSIO 4.2
- * divides by ZTILEn and by RICE's block size without looking (a zero
- * kills the process), and allocates a whole tile at once, so tiles must be
- * no larger than the image and than MAX_TILE_PIXELS. Every copy of a
- * keyword is checked, whichever CFITSIO uses. Returns 0 or -EINVAL. */
-static int header_ok(const char *hdr, size_t room, char *why, size_t whylen)
+static uint64_t image_limit(void)
 {
-	long long znaxis = -1, dims[3] = {0, 0, 0}, tiles[3] = {0, 0, 0};
-	int ok = 1, zimage = 0, rice = 0, zval1 = 0, zval2 = 0;
-	long long val1 = 0, val2 = 0;
-	for (size_t off = 0; off + FITS_CARD <= room; off += FITS_CARD) {
-		const char *c = hdr + off;
-		char card[FLEN_CARD], name[FLEN_KEYWORD];
-		int namelen = 0, status = 0;
-		memcpy(card, c, FITS_CARD);
-		card[FITS_CARD] = '\0';
-		/* The name as CFITSIO finds it: up to a blank or '=' ("ZVAL1  U="
-		 * is ZVAL1), compared without case. */
-		if (ffgknm(card, name, &namelen, &status) > 0)
-			continue;
-		for (int i = 0; name[i]; i++)
-			if (name[i] >= 'a' && name[i] <= 'z')
-				name[i] = (char)(name[i] - 'a' + 'A');
-		if (strcmp(name, "END") == 0)
-			break;
-		if (!value_safe(card, name))
-			FAIL(EINVAL, "header card %zu (%.16s) has a value too long for its kind",
-			     off / FITS_CARD + 1, name);
-		if (strcmp(name, "ZIMAGE") == 0)
-			zimage = 1;
-		else if (strcmp(name, "TFIELDS") == 0) {
-			long long v;
-			ok &= card_int(card, &v) == 0;
-			if (!ok || v < 0 || v > 999)
-				FAIL(EINVAL, "the extension's TFIELDS is not 0 to 999");
-		}
-		else if (strcmp(name, "ZCMPTYPE") == 0)
-			rice |= memmem(c + 10, FITS_CARD - 10, "RICE", 4) != NULL; /* RICE_1, RICE_ONE */
-		else if (strcmp(name, "ZNAXIS") == 0) {
-			long long v;
-			ok &= card_int(card, &v) == 0;
-			ok &= v >= 1 && v <= 3 && (znaxis == -1 || znaxis == v);
-			znaxis = v;
-		} else if (strcmp(name, "ZVAL1") == 0 || strcmp(name, "ZVAL2") == 0) {
-			/* only RICE's are checked: other algorithms' may be reals */
-			long long v;
-			int good = card_int(card, &v) == 0;
-			int first = name[4] == '1';
-			long long *val = first ? &val1 : &val2;
-			int *seen = first ? &zval1 : &zval2;
-			if (*seen && *val != v)
-				good = 0;
-			*val = good ? v : -1;
-			*seen = 1;
-		} else if (indexed(name, "ZNAXIS", 0) || indexed(name, "ZTILE", 0)) {
-			int axis = atoi(name + (name[1] == 'N' ? 6 : 5));
-			long long v;
-			ok &= card_int(card, &v) == 0;
-			if (axis >= 1 && axis <= 3) {
-				long long *slot = name[1] == 'N' ? &dims[axis - 1] : &tiles[axis - 1];
-				ok &= v >= 1 && (*slot == 0 || *slot == v);
-				*slot = v;
-			}
-		}
-	}
-	if (!zimage)
-		return 0;
-	if (!ok || znaxis < 1)
-		FAIL(EINVAL, "the compressed image header has unusable ZNAXIS or ZTILE values");
-	uint64_t pixels = 1;
-	for (int i = 0; i < znaxis; i++) {
-		long long tile = tiles[i] ? tiles[i] : i == 0 ? dims[0] : 1;
-		if (dims[i] < 1 || dims[i] > (long long)UINT32_MAX || tile > dims[i])
-			FAIL(EINVAL, "the compressed image's axis %d (%lld, tiles of %lld) is unusable",
-			     i + 1, dims[i], tile);
-		pixels *= (uint64_t)tile; /* <= 2^27 x 2^32: no overflow */
-		if (pixels > MAX_TILE_PIXELS)
-			FAIL(EINVAL, "the compressed image's tiles are larger than %llu pixels",
-			     (unsigned long long)MAX_TILE_PIXELS);
-	}
-	/* RICE: ZVAL1 the block size (16 or 32), ZVAL2 bytes a pixel. */
-	if (rice && ((zval1 && val1 != 16 && val1 != 32) ||
-		     (zval2 && val2 != 1 && val2 != 2 && val2 != 4 && val2 != 8)))
-		FAIL(EINVAL, "the RICE_1 parameters (ZVAL1 %lld, ZVAL2 %lld) are unusable", val1, val2);
-	return 0;
+	uint64_t limit = __atomic_load_n(&image_limit_bytes, __ATOMIC_RELAXED);
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+	if (limit == 0 && pages > 0 && size > 0)
+		limit = (uint64_t)pages * (uint64_t)size;
+	return limit ? limit : UINT64_MAX;
 }
 
-
-/* The image HDU of an open file: the primary, or the first extension when
- * the primary has no data. */
-static int find_image(fitsfile *fp, const char *buf, size_t buflen, int *naxis, char *why,
-		      size_t whylen)
+/* The image HDU of an open file, as LAY (fitscheck_headers) found it: CFITSIO
+ * moves to the first extension only when the primary has no image, and
+ * must see the image LAY describes. */
+static int find_image(fitsfile *fp, const struct fitscheck_layout *lay, LONGLONG *dims,
+		      char *why, size_t whylen)
 {
-	int status = 0, hdutype = IMAGE_HDU;
-	LONGLONG headstart, datastart, dataend;
-	if (fits_get_img_dim(fp, naxis, &status) > 0)
-		FAIL(EINVAL, "the primary header has no usable NAXIS");
-	if (*naxis != 0)
-		return 0;
-	if (fits_get_hduaddrll(fp, &headstart, &datastart, &dataend, &status) > 0 || dataend < 0)
-		FAIL(EINVAL, "the primary header's size cannot be worked out");
-	if ((uint64_t)dataend < buflen) {
-		int rc = header_ok(buf + dataend, buflen - (size_t)dataend, why, whylen);
-		if (rc < 0)
-			return rc;
+	int status = 0, hdutype = IMAGE_HDU, naxis = 0;
+	if (lay->hdu == 2 && fits_movabs_hdu(fp, 2, &hdutype, &status) > 0) {
+		char text[FLEN_STATUS];
+		fits_get_errstatus(status, text);
+		FAIL(EINVAL, "the first extension cannot be read (CFITSIO: %s)", text);
 	}
-	if (fits_movabs_hdu(fp, 2, &hdutype, &status) > 0)
-		FAIL(EINVAL, "NAXIS is 0: the primary HDU has no image and no extension follows");
 	if (hdutype != IMAGE_HDU && !fits_is_compressed_image(fp, &status))
 		FAIL(EINVAL, "the primary HDU has no image and the first extension is a table");
-	if (fits_get_img_dim(fp, naxis, &status) > 0)
-		FAIL(EINVAL, "the first extension has no usable NAXIS");
-	if (*naxis == 0)
-		FAIL(EINVAL, "NAXIS is 0 in the primary HDU and in the first extension: no image");
+	if (fits_get_img_dim(fp, &naxis, &status) > 0 || naxis != lay->naxis ||
+	    fits_get_img_sizell(fp, naxis, dims, &status) > 0)
+		FAIL(EINVAL, "the image header is malformed (CFITSIO reads another NAXIS)");
+	for (int i = 0; i < naxis; i++)
+		if ((uint64_t)dims[i] != lay->naxes[i])
+			FAIL(EINVAL, "the image header is malformed (CFITSIO reads another NAXIS%d)",
+			     i + 1);
 	return 0;
 }
 
@@ -570,33 +404,25 @@ static int standard_image(fitsfile *fp)
 /* Decode the image HDU of FP. LAZY (BUF is the caller's own bytes): leave
  * unscaled, uncompressed pixels of a standard image where they are
  * (img->fits_data). */
-static int decode_open(fitsfile *fp, const char *buf, size_t buflen, size_t len, int lazy,
-		       struct load_image *img, char *why, size_t whylen)
+static int decode_open(fitsfile *fp, const struct fitscheck_layout *lay, const char *buf,
+		       size_t buflen, size_t len, int lazy, struct load_image *img, char *why,
+		       size_t whylen)
 {
-	int status = 0, naxis = 0, bitpix = 0, equiv = 0, datatype;
-	LONGLONG dims[3] = {1, 1, 1}, headstart, datastart, dataend;
+	int status = 0, bitpix = 0, equiv = 0, datatype;
+	LONGLONG dims[3] = {1, 1, 1};
 	char text[FLEN_STATUS];
-	int rc = find_image(fp, buf, buflen, &naxis, why, whylen);
+	int rc = find_image(fp, lay, dims, why, whylen);
 	if (rc < 0)
 		return rc;
-	if (naxis < 1 || naxis > 3)
-		FAIL(EINVAL, "NAXIS is %d; images of 1 to 3 axes can be loaded", naxis);
 	if (fits_get_img_type(fp, &bitpix, &status) > 0 ||
-	    fits_get_img_equivtype(fp, &equiv, &status) > 0 ||
-	    fits_get_img_sizell(fp, naxis, dims, &status) > 0) {
+	    fits_get_img_equivtype(fp, &equiv, &status) > 0) {
 		fits_get_errstatus(status, text);
 		FAIL(EINVAL, "the image header is malformed (CFITSIO: %s)", text);
 	}
-	img->naxis = naxis;
-	img->nelement = 1;
-	for (int i = 0; i < 3; i++) {
-		if (i < naxis && (dims[i] < 1 || (uint64_t)dims[i] > UINT32_MAX))
-			FAIL(EINVAL, "NAXIS%d is %lld; a stream axis holds 1 to %u", i + 1,
-			     (long long)dims[i], UINT32_MAX);
-		img->size[i] = i < naxis ? (uint32_t)dims[i] : 1;
-		if (__builtin_mul_overflow(img->nelement, (uint64_t)img->size[i], &img->nelement))
-			FAIL(EINVAL, "the image sizes overflow");
-	}
+	img->naxis = lay->naxis;
+	img->nelement = lay->nelement;
+	for (int i = 0; i < 3; i++)
+		img->size[i] = (uint32_t)lay->naxes[i];
 	if (bitpix == LONGLONG_IMG) {
 		/* CFITSIO 4.2 gives 64 as the equivalent type for any BZERO. */
 		double bscale = 1, bzero = 0;
@@ -612,19 +438,15 @@ static int decode_open(fitsfile *fp, const char *buf, size_t buflen, size_t len,
 	if (__builtin_mul_overflow(img->nelement, (uint64_t)elem_size(img->type), &img->datasize) ||
 	    img->datasize > SIZE_MAX / 2)
 		FAIL(EINVAL, "the image size overflows");
-
-	/* All the data the header promises must be in LEN, not in the
-	 * padding this side added. */
-	uint64_t promised;
-	if (fits_get_hduaddrll(fp, &headstart, &datastart, &dataend, &status) > 0 ||
-	    promised_bytes(fp, &promised) < 0)
-		FAIL(EINVAL, "the header's data size cannot be worked out");
-	if ((uint64_t)datastart > len || promised > len - (uint64_t)datastart)
-		FAIL(EIO, "the file ends at byte %zu, its header promises data up to byte %llu", len,
-		     (unsigned long long)datastart + (unsigned long long)promised);
-	int compressed = fits_is_compressed_image(fp, &status);
-	if (compressed) {
-		rc = fitstile_check(fp, (const unsigned char *)buf, buflen, dims, naxis, why, whylen);
+	/* What the image needs is all a load may take, beyond a fixed margin
+	 * (FITSCHECK_MAX_TILE_PIXELS): a compressed file of a few bytes can
+	 * claim any size. */
+	if (img->datasize > image_limit())
+		FAIL(EFBIG, "the image needs %llu bytes, more than the %llu a load may use",
+		     (unsigned long long)img->datasize, (unsigned long long)image_limit());
+	if (lay->compressed) {
+		rc = fitstile_check(fp, (const unsigned char *)buf, buflen, dims, lay->naxis, why,
+				    whylen);
 		if (rc < 0)
 			return rc;
 	}
@@ -632,8 +454,8 @@ static int decode_open(fitsfile *fp, const char *buf, size_t buflen, size_t len,
 	rc = read_keywords(fp, img, why, whylen);
 	if (rc < 0)
 		return rc;
-	if (lazy && !compressed && standard_image(fp) && unscaled(fp, bitpix, img)) {
-		img->fits_data = (const unsigned char *)buf + datastart;
+	if (lazy && !lay->compressed && standard_image(fp) && unscaled(fp, bitpix, img)) {
+		img->fits_data = (const unsigned char *)buf + lay->data_start;
 		return 0;
 	}
 
@@ -654,7 +476,7 @@ static int decode_open(fitsfile *fp, const char *buf, size_t buflen, size_t len,
 	if (fits_read_pixll(fp, datatype, first, (LONGLONG)img->nelement, NULL, pixels, &anynul,
 			    &status) > 0) {
 		fits_get_errstatus(status, text);
-		if (compressed)
+		if (lay->compressed)
 			FAIL(EINVAL, "the compressed image cannot be decoded (CFITSIO: %s)", text);
 		FAIL(EIO, "the image data cannot be read (CFITSIO: %s)", text);
 	}
@@ -664,15 +486,21 @@ static int decode_open(fitsfile *fp, const char *buf, size_t buflen, size_t len,
 static int decode(const void *bytes, size_t len, int lazy, struct load_image *img, char *why,
 		  size_t whylen)
 {
+	struct fitscheck_layout lay;
 	memset(img, 0, sizeof *img);
 	if (len < FITS_CARD)
 		FAIL(EINVAL, "%zu bytes are not a FITS file", len);
-	/* CFITSIO reads whole records: hand it a multiple of 2880 bytes. It
-	 * only reads (READONLY, no realloc), so the const is not violated. */
+	/* Every header CFITSIO will read is checked first, on the bytes. */
+	int status = 0, rc = fitscheck_headers(bytes, len, &lay, why, whylen);
+	if (rc < 0)
+		return rc;
+	/* CFITSIO is given the file up to the image's HDU and no further, in
+	 * whole records: when the last record is short (the data are all in
+	 * LEN, the padding is not), a zero-padded copy of that much. It only
+	 * reads (READONLY, no realloc), so the const is not violated. */
 	void *buf = (void *)bytes, *padded = NULL;
-	size_t buflen = len;
-	if (len % FITS_BLOCK) {
-		buflen = len + (FITS_BLOCK - len % FITS_BLOCK);
+	size_t buflen = (size_t)lay.hdu_end;
+	if (len < buflen) {
 		padded = calloc(1, buflen);
 		if (!padded)
 			FAIL(ENOMEM, "no memory for a copy of %zu bytes", len);
@@ -680,11 +508,6 @@ static int decode(const void *bytes, size_t len, int lazy, struct load_image *im
 		buf = padded;
 	}
 	fitsfile *fp = NULL;
-	int status = 0, rc = header_ok(buf, buflen, why, whylen);
-	if (rc < 0) {
-		free(padded);
-		return rc;
-	}
 	if (fits_open_memfile(&fp, "load.fits", READONLY, &buf, &buflen, 0, NULL, &status) > 0) {
 		char text[FLEN_STATUS];
 		fits_get_errstatus(status, text);
@@ -692,7 +515,7 @@ static int decode(const void *bytes, size_t len, int lazy, struct load_image *im
 		rc = -EINVAL;
 		fp = NULL;
 	} else {
-		rc = decode_open(fp, buf, buflen, len, lazy && !padded, img, why, whylen);
+		rc = decode_open(fp, &lay, buf, buflen, len, lazy && !padded, img, why, whylen);
 	}
 	if (fp) {
 		status = 0;

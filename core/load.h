@@ -35,9 +35,12 @@ struct load_image {
  * included). Type from BITPIX/BZERO: 8 uint8, 8 & BZERO -128 int8, 16 int16,
  * 16 & 32768 uint16, 32 int32, 32 & 2^31 uint32, 64 int64, 64 & 2^63 uint64,
  * -32 float, -64 double; any other BSCALE/BZERO: float, scaling applied.
- * Non-structural cards become keyword slots. Returns 0, -EINVAL (malformed
- * header, NAXIS 0 or over 3, sizes that overflow, ...) or -EIO (data shorter
- * than the header promises), with one sentence in WHY; -ENOMEM. */
+ * Non-structural cards become keyword slots. Every header CFITSIO will read
+ * is checked on the bytes before it reads it (core/fitscheck.c). Returns 0,
+ * -EINVAL (malformed header, NAXIS 0 or over 3, sizes that overflow, ...),
+ * -EIO (data shorter than the header promises) or -EFBIG (an image or its
+ * tiles larger than a load may use, below), with one sentence in WHY;
+ * -ENOMEM. */
 int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char *why,
 		     size_t whylen);
 
@@ -45,10 +48,19 @@ int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char
  * (BITPIX as it is, unsigned and int8 by BZERO, unscaled floats) is not
  * decoded: img->fits_data points at its data in BYTES, img->pixels is NULL,
  * and load_stream converts the data straight into the stream. BYTES must
- * stay mapped and unchanged until load_stream returns. Files whose length
- * is not a multiple of 2880 bytes are decoded as load_fits_decode does. */
+ * stay mapped and unchanged until load_stream returns. A file whose last
+ * record is short (its padding missing) is decoded as load_fits_decode
+ * does. */
 int load_fits_decode_lazy(const void *bytes, size_t len, struct load_image *img, char *why,
 			  size_t whylen);
+
+/* What a decode may use: the image's pixels, no more than the limit set
+ * here (0, the default: the machine's physical memory), refused with EFBIG
+ * beyond it, plus a fixed margin (one compressed tile's buffers; the
+ * headers are checked before CFITSIO reads them, so nothing else it
+ * allocates depends on the file's claims). Process-wide; the fuzz target
+ * lowers it to keep its runs small. */
+void load_set_image_limit(uint64_t bytes);
 
 /* Free what load_fits_decode put in IMG and zero it; IMG may be zeroed
  * already (a failed decode leaves it so). */

@@ -162,7 +162,7 @@ static int load_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, g
 			imod ? object : "the stream", why[0] ? why : strerror(-rc));
 		/* The errors a copy can be told about; the log has the rest. */
 		if (rc != -EINVAL && rc != -EIO && rc != -ENOSPC && rc != -ENOMEM &&
-		    rc != -EACCES && rc != -EPERM)
+		    rc != -EACCES && rc != -EPERM && rc != -EFBIG)
 			rc = -EIO;
 		return rc;
 	}

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "activity.h"
 #include "describe.h"
 #include "load.h"
 #include "orphan.h"
@@ -21,6 +22,7 @@
 #include "progress.h"
 #include "save.h"
 #include "shmobj.h"
+#include "top.h"
 
 #define EXIT_USAGE 2
 
@@ -59,13 +61,31 @@ static int help(const struct command *cmd)
 /* Options every subcommand but ls takes: --dir and --help. */
 enum { OPT_DRY_RUN = 256, OPT_JSON, OPT_TYPE, OPT_SHAPE, OPT_OFFSET };
 
+/* The window over which ls, info and top count frames, by default. */
+#define DEFAULT_INTERVAL 1.0
+#define MAX_INTERVAL 3600.0
+
 struct args {
 	const char *dir;
 	int json, longform, yes, dry_run;
 	const char *type, *shape, *offset;
+	double interval;       /* -i SECONDS */
+	long iterations;       /* top -n COUNT; 0: until q (terminal) or 1 */
 	char **rest;
 	int nrest;
 };
+
+/* TEXT as a number in [LO, HI] into *OUT; -1 if it is not one. */
+static int parse_number(const char *text, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (errno || end == text || *end || !(v >= lo && v <= hi))
+		return -1;
+	*out = v;
+	return 0;
+}
 
 /* Parse ARGV for CMD, which takes the options in SHORTOPTS/LONGOPTS (plus
  * --dir and --help). Returns -1 to go on, or the exit status. */
@@ -81,6 +101,7 @@ static int parse(const struct command *cmd, int argc, char **argv, const char *s
 	snprintf(shorts, sizeof shorts, "+hd:%s", shortopts);
 	memset(a, 0, sizeof *a);
 	a->dir = OBJ_DEFAULT_DIR;
+	a->interval = DEFAULT_INTERVAL;
 	optind = 1;
 	opterr = 0;
 	for (int c; (c = getopt_long(argc, argv, shorts, opts, NULL)) != -1;) {
@@ -89,7 +110,21 @@ static int parse(const struct command *cmd, int argc, char **argv, const char *s
 		case 'd': a->dir = optarg; break;
 		case 'l': a->longform = 1; break;
 		case 'y': a->yes = 1; break;
-		case 'n': case OPT_DRY_RUN: a->dry_run = 1; break;
+		case 'n':
+			if (!optarg) {
+				a->dry_run = 1;
+				break;
+			}
+			double count;
+			if (parse_number(optarg, 1, 1e9, &count) < 0 || count != (long)count)
+				return usage(cmd, "-n takes a whole number of refreshes, 1 or more");
+			a->iterations = (long)count;
+			break;
+		case OPT_DRY_RUN: a->dry_run = 1; break;
+		case 'i':
+			if (parse_number(optarg, 0, MAX_INTERVAL, &a->interval) < 0)
+				return usage(cmd, "-i takes seconds, from 0 to 3600");
+			break;
 		case OPT_JSON: a->json = 1; break;
 		case OPT_TYPE: a->type = optarg; break;
 		case OPT_SHAPE: a->shape = optarg; break;
@@ -130,39 +165,65 @@ static void local_time(const struct timespec *ts, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
+/* The listing of DIR with what uses each object (rates over A->interval):
+ * *OBJS and ACT, which the caller frees. Returns the count, or exits' status
+ * as -1 - status after saying why. */
+static int list_with_activity(const char *dir, const struct args *a, struct obj **objs,
+			      struct activity_set *act)
+{
+	int n = obj_list(dir, objs);
+	if (n < 0) {
+		fail(dir, "%s", strerror(-n));
+		return -1;
+	}
+	int rc = activity_measure(*objs, (size_t)n, a->interval, NULL, NULL, act);
+	if (rc < 0) {
+		fail("/proc", "%s", strerror(-rc));
+		activity_free(act);
+		free(*objs);
+		return -1;
+	}
+	return n;
+}
+
 static int cmd_ls(const struct command *cmd, int argc, char **argv)
 {
 	static const struct option extra[] = {{"long", no_argument, NULL, 'l'},
-					      {"json", no_argument, NULL, OPT_JSON}, {0}};
+					      {"json", no_argument, NULL, OPT_JSON},
+					      {"interval", required_argument, NULL, 'i'}, {0}};
 	struct args a;
-	int rc = parse(cmd, argc, argv, "l", extra, &a);
+	int rc = parse(cmd, argc, argv, "li:", extra, &a);
 	if (rc >= 0)
 		return rc;
 	if (a.nrest > 1)
 		return usage(cmd, "more than one directory");
 	const char *dir = a.nrest ? a.rest[0] : a.dir;
 	struct obj *objs;
-	int n = obj_list(dir, &objs);
+	struct activity_set act;
+	int n = list_with_activity(dir, &a, &objs, &act);
 	if (n < 0)
-		return fail(dir, "%s", strerror(-n));
+		return EXIT_FAILURE;
 	static const char *const heads[] = {"NAME", "BACKEND", "FORMAT", "TYPE", "SHAPE", "SIZE",
-					    "OWNER", "MODE", "DETAILS"};
-	static const int right[] = {0, 0, 0, 0, 0, 1, 0, 0, 0};
+					    "OWNER", "MODE", "DETAILS", "HZ", "PROCESSES"};
+	static const int right[] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0};
 	static const char *const lheads[] = {"NAME", "BACKEND", "FORMAT", "TYPE", "SHAPE", "SIZE",
-					     "OWNER", "GROUP", "MODE", "MODIFIED", "DETAILS"};
-	static const int lright[] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+					     "OWNER", "GROUP", "MODE", "MODIFIED", "DETAILS", "HZ",
+					     "PROCESSES"};
+	static const int lright[] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0};
 	struct table t;
-	table_init(&t, a.longform ? 11 : 9, a.longform ? lheads : heads, a.longform ? lright : right);
+	table_init(&t, a.longform ? 13 : 11, a.longform ? lheads : heads, a.longform ? lright : right);
 	for (int i = 0; i < n && rc < 0; i++) {
 		const struct obj *o = &objs[i];
 		if (a.json) {
 			struct rec r;
 			rec_begin(&r, stdout, 1);
 			describe_fields(&r, o);
+			activity_fields(&r, &act.of[i]);
 			rec_end(&r);
 			continue;
 		}
 		char shape[128], size[24], owner[64], group[64], mode[8], when[32], details[512];
+		char hz[24], procs[1024];
 		obj_shape_text(o, shape, sizeof shape);
 		snprintf(size, sizeof size, "%llu", (unsigned long long)o->size);
 		describe_user(o->uid, owner, sizeof owner);
@@ -170,18 +231,21 @@ static int cmd_ls(const struct command *cmd, int argc, char **argv)
 		snprintf(mode, sizeof mode, "%04o", (unsigned)o->mode);
 		local_time(&o->mtime, when, sizeof when);
 		describe_details(o, a.longform, details, sizeof details);
+		activity_rate_text(&act.of[i], hz, sizeof hz);
+		activity_procs_text(&act.of[i], procs, sizeof procs);
 		const char *type = o->naxis ? elem_name(o->type) : "-";
 		const char *row[] = {o->name, obj_backend_name(o->backend), obj_format_name(o->format),
-				     type, shape, size, owner, mode, details};
+				     type, shape, size, owner, mode, details, hz, procs};
 		const char *lrow[] = {o->name, obj_backend_name(o->backend),
 				      obj_format_name(o->format), type, shape, size, owner, group,
-				      mode, when, details};
+				      mode, when, details, hz, procs};
 		if (table_add(&t, a.longform ? lrow : row) < 0)
 			rc = fail("ls", "%s", strerror(ENOMEM));
 	}
 	if (!a.json)
 		table_print(&t, stdout, isatty(STDOUT_FILENO));
 	table_free(&t);
+	activity_free(&act);
 	free(objs);
 	fflush(stdout);
 	return rc >= 0 ? rc : EXIT_SUCCESS;
@@ -191,9 +255,10 @@ static int cmd_ls(const struct command *cmd, int argc, char **argv)
 
 static int cmd_info(const struct command *cmd, int argc, char **argv)
 {
-	static const struct option extra[] = {{"json", no_argument, NULL, OPT_JSON}, {0}};
+	static const struct option extra[] = {{"json", no_argument, NULL, OPT_JSON},
+					      {"interval", required_argument, NULL, 'i'}, {0}};
 	struct args a;
-	int rc = parse(cmd, argc, argv, "", extra, &a);
+	int rc = parse(cmd, argc, argv, "i:", extra, &a);
 	if (rc >= 0)
 		return rc;
 	if (a.nrest != 1)
@@ -202,11 +267,43 @@ static int cmd_info(const struct command *cmd, int argc, char **argv)
 	rc = obj_lookup(a.dir, a.rest[0], &o);
 	if (rc < 0)
 		return lookup_fail(a.rest[0], rc);
+	struct activity_set act;
+	rc = activity_measure(&o, 1, a.interval, NULL, NULL, &act);
+	if (rc < 0) {
+		activity_free(&act);
+		return fail("/proc", "%s", strerror(-rc));
+	}
 	struct rec r;
 	rec_begin(&r, stdout, a.json);
 	describe_fields(&r, &o);
+	activity_fields(&r, &act.of[0]);
 	describe_more(&r, &o);
 	rec_end(&r);
+	activity_free(&act);
+	return EXIT_SUCCESS;
+}
+
+/* ---- top ---- */
+
+static int cmd_top(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option extra[] = {{"json", no_argument, NULL, OPT_JSON},
+					      {"interval", required_argument, NULL, 'i'},
+					      {"iterations", required_argument, NULL, 'n'}, {0}};
+	struct args a;
+	int rc = parse(cmd, argc, argv, "i:n:", extra, &a);
+	if (rc >= 0)
+		return rc;
+	if (a.nrest > 1)
+		return usage(cmd, "more than one directory");
+	if (a.interval <= 0)
+		return usage(cmd, "top needs an interval over 0 seconds");
+	struct top_opts opts = {.dir = a.nrest ? a.rest[0] : a.dir, .interval = a.interval,
+				.iterations = a.iterations, .json = a.json};
+	char why[256];
+	rc = top_run(&opts, why, sizeof why);
+	if (rc < 0)
+		return fail("top", "%s", why);
 	return EXIT_SUCCESS;
 }
 
@@ -484,18 +581,34 @@ static int cmd_clean(const struct command *cmd, int argc, char **argv)
 }
 
 static const struct command commands[] = {
-	{"ls", cmd_ls, "ls [-l] [--json] [DIR]",
+	{"ls", cmd_ls, "ls [-l] [-i SECONDS] [--json] [DIR]",
 	 "List every POSIX object of DIR (default /dev/shm), every System V segment and\n"
 	 "every CFITSIO file: name, backend, format, element type, shape, size, owner,\n"
 	 "mode and details (streams: CNT0, 'writing' while a writer is mid-update;\n"
-	 "segments: nattch and creator PID, '(gone)' when it no longer exists).\n"
+	 "segments: nattch and creator PID, '(gone)' when it no longer exists), the\n"
+	 "frame rate of each stream (HZ, counted over the interval) and the processes\n"
+	 "that have each object mapped or open or a segment attached (PID/COMMAND;\n"
+	 "as another user than root, only your own processes are seen).\n"
 	 "A terminal gets aligned columns; a pipe gets tab-separated rows, no heading.\n\n"
-	 "  -l, --long   also group, modification time and more details\n"
-	 "  --json       one JSON object per line, one line per object\n"},
-	{"info", cmd_info, "info [--dir DIR] [--json] NAME",
-	 "Everything known of one object: its listing fields, a stream's metadata,\n"
+	 "  -l, --long               also group, modification time and more details\n"
+	 "  -i, --interval SECONDS   count stream frames this long (default 1; 0: no rates,\n"
+	 "                           no wait)\n"
+	 "  --json                   one JSON object per line, one line per object\n"},
+	{"info", cmd_info, "info [--dir DIR] [-i SECONDS] [--json] NAME",
+	 "Everything known of one object: its listing fields, the processes using\n"
+	 "it and a stream's frame rate (as ls shows them), a stream's metadata,\n"
 	 "semaphores and keywords, an IMOD image's labels, a segment's times, a\n"
-	 "CFITSIO file's header cards. --json prints one JSON object.\n"},
+	 "CFITSIO file's header cards. --json prints one JSON object.\n\n"
+	 "  -i, --interval SECONDS   count a stream's frames this long (default 1; 0: no rate)\n"},
+	{"top", cmd_top, "top [--dir DIR] [-i SECONDS] [-n COUNT] [--json] [DIR]",
+	 "The objects of ls with their frame rates and processes, busiest stream\n"
+	 "first, refreshed every interval on a terminal until q is pressed. In a\n"
+	 "pipe (or with -n or --json) it prints COUNT snapshots (default 1):\n"
+	 "tab-separated rows, or one JSON object per object and snapshot, with the\n"
+	 "fields of ls --json.\n\n"
+	 "  -i, --interval SECONDS   refresh (and rate) interval (default 1)\n"
+	 "  -n, --iterations COUNT   this many snapshots, then exit\n"
+	 "  --json                   JSON lines\n"},
 	{"load", cmd_load, "load [--dir DIR] FILE NAME",
 	 "Load a FITS FILE into stream NAME (NAME.im.shm in DIR): created, updated in\n"
 	 "place as one frame, or replaced when its shape or type differ. An MRC FILE\n"

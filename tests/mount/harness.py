@@ -32,6 +32,7 @@ SYSVTOOL = os.environ.get('SHMFS_SYSVTOOL', '')
 
 READY_TIMEOUT = 10.0   # seconds for the mount to appear
 EXIT_TIMEOUT = 10.0    # seconds for the daemon to exit after unmount
+UNMOUNT_BUSY_TIMEOUT = 5.0   # seconds an unmount may find the mount busy
 COMMAND_TIMEOUT = 60.0
 
 # What a sanitizer or a crash leaves in the daemon's stderr.
@@ -112,14 +113,17 @@ def daemon_pids(mountpoint):
 
 
 def in_private_namespaces():
-    """Whether this process's IPC and mount namespaces differ from those of
-    one of its ancestors (as under `unshare --ipc --mount`)."""
+    """Whether this process runs in IPC and mount namespaces of its own:
+    those tests/private made (it names them in SHMFS_PRIVATE_NS), or ones
+    that differ from an ancestor's (as under `unshare --ipc --mount`)."""
     def ns(pid, kind):
         try:
             return os.readlink(f'/proc/{pid}/ns/{kind}')
         except OSError:
             return None
     mine = (ns('self', 'ipc'), ns('self', 'mnt'))
+    if os.environ.get('SHMFS_PRIVATE_NS', '').split() == list(mine):
+        return True
     private = [False, False]
     pid = os.getppid()
     while pid > 1 and not all(private):
@@ -133,6 +137,54 @@ def in_private_namespaces():
         except (OSError, ValueError, IndexError):
             break
     return all(private)
+
+
+FUSECTL = '/sys/fs/fuse/connections'
+
+
+def fuse_connection_dir(dev):
+    """The fusectl directory of the FUSE connection of a mount whose device
+    is DEV ('major:minor', as mountinfo gives it). fusectl is mounted at
+    /sys/fs/fuse/connections here if it is not yet: the tests run in a
+    mount namespace of their own (in_private_namespaces), so the mount is
+    theirs and goes with them."""
+    if mountinfo(FUSECTL) is None:
+        subprocess.run(['mount', '-t', 'fusectl', 'fusectl', FUSECTL],
+                       check=True, capture_output=True)
+    major, minor = (int(x) for x in dev.split(':'))
+    return os.path.join(FUSECTL, str(os.makedev(major, minor)))
+
+
+def mount_holders(path):
+    """What keeps the mount at PATH busy, as far as this process can see:
+    'PID COMMAND (cwd|root|fd N)' for each process with a file, directory or
+    root in it."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        uses = []
+        for what in ('cwd', 'root'):
+            try:
+                if os.readlink(f'/proc/{pid}/{what}').startswith(path):
+                    uses.append(what)
+            except OSError:
+                pass
+        try:
+            for fd in os.listdir(f'/proc/{pid}/fd'):
+                try:
+                    if os.readlink(f'/proc/{pid}/fd/{fd}').startswith(path):
+                        uses.append(f'fd {fd}')
+                except OSError:
+                    pass
+        except OSError:
+            pass
+        if uses:
+            try:
+                with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                    cmd = f.read().replace(b'\0', b' ').decode('utf-8', 'replace')[:80]
+            except OSError:
+                cmd = '?'
+            found.append(f'{pid} {cmd.strip()} ({", ".join(uses)})')
+    return found
 
 
 def wait_until(predicate, timeout, interval=0.01):
@@ -191,10 +243,20 @@ class Daemon:
         """Unmount and wait for the daemon. Returns a list of problems."""
         problems = []
         if is_mounted(self.mountpoint):
-            r = subprocess.run(['fusermount3', '-u', self.mountpoint],
-                               capture_output=True, text=True, env=COMMAND_ENV)
-            if r.returncode != 0:
-                problems.append(f'fusermount3 -u failed: {r.stderr.strip()}; used umount -l')
+            # A process of the machine that looks into every process's files
+            # (lsof, a monitor walking /proc/PID/fd) can hold a file of the
+            # mount for a moment: busy is retried for a while, and only a
+            # holder that stays is the test's fault.
+            def unmounted():
+                r = subprocess.run(['fusermount3', '-u', self.mountpoint],
+                                   capture_output=True, text=True, env=COMMAND_ENV)
+                return r if r.returncode == 0 or 'busy' not in r.stderr else None
+            r = wait_until(unmounted, UNMOUNT_BUSY_TIMEOUT, interval=0.05)
+            if r is None or r.returncode != 0:
+                why = r.stderr.strip() if r else f'busy for {UNMOUNT_BUSY_TIMEOUT} s'
+                holders = '; '.join(mount_holders(self.mountpoint)) or 'none seen'
+                problems.append(f'fusermount3 -u failed: {why} (held by: {holders}); '
+                                'used umount -l')
                 subprocess.run(['umount', '-l', self.mountpoint], capture_output=True)
         if self.proc is None:
             return problems
@@ -220,14 +282,12 @@ class Daemon:
         return problems
 
     def _abort_connection(self):
-        if not self.dev:
+        if not self.dev or not in_private_namespaces():
             return
-        major, minor = (int(x) for x in self.dev.split(':'))
-        path = f'/sys/fs/fuse/connections/{os.makedev(major, minor)}/abort'
         try:
-            with open(path, 'w') as f:
+            with open(os.path.join(fuse_connection_dir(self.dev), 'abort'), 'w') as f:
                 f.write('1')
-        except OSError:
+        except (OSError, subprocess.CalledProcessError):
             pass
 
 

@@ -279,6 +279,33 @@ class Writer:
         os.close(self.fd)
 
 
+@contextlib.contextmanager
+def busy_writer(path, dims):
+    """A thread writing float32 frames of shape DIMS (axis 1 first) into the
+    stream at PATH as fast as it can, frame N holding N in every pixel, until
+    the block ends: a reader that gets a torn frame sees mixed values, and a
+    whole frame's pixels equal its CNT0 (for a stream that starts at 0)."""
+    import threading
+    w = Writer(path)
+    stop = threading.Event()
+    pixels = [bytes(4 * dims[0] * (dims[1] if len(dims) > 1 else 1))]
+
+    def write():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            w.frame(struct.pack('f', n) * (len(pixels[0]) // 4))
+
+    t = threading.Thread(target=write)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+        w.close()
+
+
 def stream_layout(path):
     """The layout (as make_stream returns it) of the stream file at PATH,
     from its own metadata."""

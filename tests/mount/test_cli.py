@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import subprocess
+import sys
 import unittest
 
 import harness
@@ -175,6 +176,93 @@ class ExternalMountTest(MountTestCase):
         self.assertEqual(mountinfo(self.mnt)['source'], '/dev/shm')
         self.assertIn(os.path.basename(self.source), os.listdir(self.mnt))
         self.unmount_and_wait(pid, ['fusermount3', '-u', self.mnt])
+
+
+    def private_fstab(self, lines):
+        """An /etc/fstab of LINES, bind-mounted over the real one in this
+        test's private mount namespace only."""
+        fstab = os.path.join(self.workdir, 'fstab')
+        with open(fstab, 'w') as f:
+            f.write('# made by test_cli.py\n' + ''.join(line + '\n' for line in lines))
+        self.check(['mount', '--bind', fstab, '/etc/fstab'])
+        self.defer(lambda: subprocess.run(['umount', '/etc/fstab'], check=True,
+                                          capture_output=True))
+
+    def test_fstab_line(self):
+        # The line the README gives, with this test's SOURCE and mount point.
+        self.private_fstab([f'{self.source} {self.mnt} fuse.shmfs allow_other 0 0'])
+        self.check(['mount', self.mnt], env=self.env)
+        pid = self.wait_mounted()
+        info = self.check_mount_works()
+        self.assertIn('allow_other', info['super_options'].split(','))
+        self.unmount_and_wait(pid, ['umount', self.mnt])
+        self.check(['mount', '-a'], env=self.env)
+        pid = self.wait_mounted()
+        self.check_mount_works()
+        self.check(['mount', '-a'], env=self.env)     # already mounted: nothing more
+        self.assertEqual(daemon_pids(self.mnt), [pid])
+        self.unmount_and_wait(pid, ['umount', self.mnt])
+
+    def test_fstab_line_for_systemd(self):
+        # The form whose source is not a path under /dev, which systemd would
+        # take for a device to wait for (README: From boot).
+        self.private_fstab([f'shmfs#{self.source} {self.mnt} fuse allow_other,noauto 0 0'])
+        self.check(['mount', '-a'], env=self.env)     # noauto: not mounted
+        self.assertFalse(is_mounted(self.mnt, fstype=None))
+        self.check(['mount', self.mnt], env=self.env)
+        pid = self.wait_mounted()
+        self.check_mount_works()
+        self.unmount_and_wait(pid, ['umount', self.mnt])
+
+    def test_background_daemon_logs_to_syslog(self):
+        """Without -f the daemon's lines go to syslog as "shmfs[PID]", facility
+        daemon: caught on a /dev/log of the test's own (a tmpfs on /dev in a
+        mount namespace nested in the test's)."""
+        code = r'''
+import os, socket, subprocess, sys, time
+shmfs, source, mnt = sys.argv[1:4]
+log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+log.bind('/dev/log')
+log.settimeout(10)
+r = subprocess.run([shmfs, source, mnt])
+if r.returncode != 0:
+    sys.exit('shmfs exited with %d' % r.returncode)
+lines = []
+try:
+    while len(lines) < 2:
+        lines.append(log.recv(4096).decode())
+    try:
+        os.close(os.open(os.path.join(mnt, 'sysv', 'not-a-key'), os.O_CREAT | os.O_WRONLY))
+    except OSError:
+        pass
+    lines.append(log.recv(4096).decode())
+finally:
+    subprocess.run(['fusermount3', '-u', mnt])
+print('\n'.join(lines))
+'''
+        source = os.path.join(self.workdir, 'source')    # /dev/shm is hidden there
+        os.mkdir(source)
+        setup = ('mount -t tmpfs -o mode=0755 devlog /dev && mknod -m 666 /dev/null c 1 3 && '
+                 'mknod -m 666 /dev/fuse c 10 229 && exec "$@"')
+        r = self.run_cmd(['unshare', '--mount', '--propagation', 'private', 'sh', '-c', setup,
+                          'sh', sys.executable, '-c', code, SHMFS_BIN, source, self.mnt],
+                         env=self.env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 3, lines)
+        # RFC 3164 as glibc sends it: <PRI>TIMESTAMP TAG[PID]: text; PRI =
+        # facility daemon (3) * 8 + severity
+        got = [re.fullmatch(r'<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d shmfs\[(\d+)\]: (.*)', line)
+               for line in lines]
+        self.assertTrue(all(got), lines)
+        self.assertEqual(len({m.group(2) for m in got}), 1, lines)       # one daemon
+        self.assertEqual(got[0].group(1), str(3 * 8 + 6))                 # info
+        self.assertEqual(got[0].group(3),
+                         f'serving {os.path.realpath(source)} at {self.mnt}')
+        self.assertIn('not-a-key', got[2].group(3))
+        self.assertIn(int(got[2].group(1)) - 3 * 8, (3, 4))               # err or warning
+        reports = glob.glob(self.asan_prefix + '*')
+        self.assertEqual(reports, [], ''.join(open(p).read() for p in reports))
 
 
 class MountOptionsTest(MountTestCase):

@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from harness import MountTestCase, wait_until
+from harness import MountTestCase, fuse_connection_dir, wait_until
 import isio
 
 ISIO_WAIT = os.environ.get('SHMFS_ISIO_WAIT', '')
@@ -264,8 +264,9 @@ class ExitWithOpenFiles(MountTestCase):
                os.open(self.m('sysv', '0x00000ab0'), os.O_RDWR),
                os.open(self.mnt, os.O_RDONLY | os.O_DIRECTORY)]
         os.pread(fds[0], 10, 0)
-        conn = os.minor(os.stat(self.mnt).st_dev)
-        with open(f'/sys/fs/fuse/connections/{conn}/abort', 'w') as f:
+        # fusectl, mounted here (a private namespace) if the machine has not
+        conn = fuse_connection_dir(self.daemon.dev)
+        with open(os.path.join(conn, 'abort'), 'w') as f:
             f.write('1')
         try:
             self.assertEqual(self.daemon.proc.wait(timeout=10), 0, self.log_text())

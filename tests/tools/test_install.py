@@ -1,5 +1,6 @@
-"""test_install.py - `cmake --install` puts the daemon, the three tools and
-their four man pages in place, and each page is clean roff (groff -ww)."""
+"""test_install.py - `cmake --install` puts the daemon, the three tools,
+their four man pages and the systemd unit shm.mount in place, and each page
+is clean roff (groff -ww)."""
 
 import os
 import subprocess
@@ -29,6 +30,9 @@ class InstallTest(unittest.TestCase):
                     self.assertEqual((g.returncode, g.stderr), (0, ''), page)
                     with open(page) as f:
                         self.assertIn(f'.TH {name.upper()} 1', f.read())
+            unit = os.path.join(prefix, 'lib', 'systemd', 'system', 'shm.mount')
+            with open(unit) as f:
+                self.assertIn('\nWhere=/shm\n', f.read())
 
     def test_every_program_answers_help(self):
         for name in PROGRAMS[1:]:

@@ -14,7 +14,6 @@ import shutil
 import struct
 import subprocess
 import tempfile
-import threading
 import unittest
 
 import numpy as np
@@ -163,7 +162,7 @@ class ShmtoolCase(unittest.TestCase):
 class HelpTest(ShmtoolCase):
 
     def test_every_command_has_help(self):
-        for cmd in ('ls', 'info', 'load', 'save', 'link', 'rm', 'clean'):
+        for cmd in ('ls', 'info', 'top', 'load', 'save', 'link', 'rm', 'clean'):
             r = self.run_tool(cmd, '--help')
             self.assertTrue(r.stdout.startswith(f'usage: shmtool {cmd}'), r.stdout)
         self.assertIn('shmtool clean', self.run_tool('--help').stdout)
@@ -257,7 +256,7 @@ class ListTest(ShmtoolCase):
         rows = {line.split('\t')[0]: line.split('\t') for line in lines}
         self.assertNotIn('NAME', rows)
         for fields in rows.values():
-            self.assertEqual(len(fields), 9, fields)
+            self.assertEqual(len(fields), 11, fields)   # ... DETAILS, HZ, PROCESSES
         self.assertEqual(rows['cam.im.shm'][1:8],
                          ['posix', 'stream', 'float32', '64,48', str(os.path.getsize(
                              os.path.join(SHM, 'cam.im.shm'))), 'root', '0666'])
@@ -272,7 +271,7 @@ class ListTest(ShmtoolCase):
         self.assertEqual(names[:len(posix)], sorted(posix))
         long_rows = [line.split('\t') for line in self.run_tool('ls', '-l').stdout.splitlines()]
         for fields in long_rows:
-            self.assertEqual(len(fields), 11, fields)
+            self.assertEqual(len(fields), 13, fields)
         cam = next(f for f in long_rows if f[0] == 'cam.im.shm')
         self.assertEqual(cam[7], 'root')
         self.assertRegex(cam[9], r'^\d{4}-\d\d-\d\d \d\d:\d\d$')
@@ -384,28 +383,13 @@ class SaveTest(ShmtoolCase):
     def test_consistent_frames_under_a_writer(self):
         dims = (256, 256)
         self.stream('fast', 9, dims)
-        w = isio.Writer(os.path.join(SHM, 'fast.im.shm'))
-        stop = threading.Event()
-
-        def write():
-            n = 0
-            while not stop.is_set():
-                n += 1
-                w.frame(np.full(dims[::-1], n, np.float32).tobytes())
-
-        t = threading.Thread(target=write)
-        t.start()
-        try:
+        with isio.busy_writer(os.path.join(SHM, 'fast.im.shm'), dims):
             for i in range(8):
                 out = os.path.join(self.tmp, f'f{i}.fits')
                 self.run_tool('save', 'fast', out)
                 hdr, data = self.fits_data(out)
                 self.assertTrue((data == data.flat[0]).all(), f'frame {i} torn')
                 self.assertEqual(hdr['CNT0'], int(data.flat[0]))
-        finally:
-            stop.set()
-            t.join()
-            w.close()
 
     def test_imod(self):
         import mrcfile

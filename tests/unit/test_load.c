@@ -306,6 +306,96 @@ Test(load_fits, image_in_first_extension)
 	free(m.buf);
 }
 
+/* The value of the first card named KEY at or after byte FROM of M set to
+ * VALUE (right-justified in columns 11-30, as integers are written). */
+static void set_value(struct mem *m, size_t from, const char *key, const char *value)
+{
+	char name[9];
+	snprintf(name, sizeof name, "%-8s", key);
+	for (size_t off = from; off + 80 <= m->len; off += 80) {
+		char *c = (char *)m->buf + off;
+		if (memcmp(c, name, 8) == 0 && c[8] == '=') {
+			char field[21];
+			snprintf(field, sizeof field, "%20s", value);
+			memcpy(c + 10, field, 20);
+			return;
+		}
+	}
+	cr_assert_fail("no card %s", key);
+}
+
+/* Every header CFITSIO would read is checked before it reads it: CFITSIO
+ * 4.2 leaves TFIELDS unread when a table's NAXIS1 or NAXIS2 is not an
+ * integer and allocates columns by whatever the variable held (the
+ * 13-byte input tests/fuzz/fuzz_load.c found: one '-' in NAXIS1's value;
+ * tests/fuzz/corpus/fuzz_load/oom-*), reports a TFIELDS over 999 without
+ * failing, and divides by ZTILEn. Each is refused with a reason naming the
+ * card, before CFITSIO sees the file. */
+Test(load_fits, hostile_table_headers_refused_before_cfitsio)
+{
+	static const struct {
+		const char *key, *value, *named; /* NAMED: what the reason names */
+	} cases[] = {
+#define NAMED(key, value) {key, value, key}
+		NAMED("NAXIS1", "-                  8"), NAMED("NAXIS1", "8.0"),
+		NAMED("NAXIS2", "-1"), NAMED("NAXIS2", "2.5E9"), NAMED("NAXIS2", "29"),
+		NAMED("PCOUNT", "-5"), NAMED("PCOUNT", "junk"), NAMED("GCOUNT", "2"),
+		NAMED("TFIELDS", "1000"), NAMED("TFIELDS", "-1"), NAMED("BITPIX", "16"),
+		NAMED("ZNAXIS1", "0"), NAMED("ZTILE1", "0"), NAMED("ZBITPIX", "12"),
+		NAMED("ZNAXIS", "4"), NAMED("ZCMPTYPE", "'PLIO_1'"), NAMED("ZCMPTYPE", "'NOCOMPRESS'"),
+#undef NAMED
+		/* fuzz_load: CFITSIO reads 2; its table has the rows of 30 */
+		{"ZNAXIS2", "2                 30", "NAXIS2"},
+		{"TTYPE1", "'DATA'", "COMPRESSED_DATA"},
+	};
+	const long dims[2] = {40, 30};
+	int16_t pix[1200] = {0};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		struct mem m = make_fits(SHORT_IMG, 2, dims, TSHORT, pix, GZIP_1, 0, 0);
+		set_value(&m, 2880, cases[k].key, cases[k].value);
+		struct load_image img;
+		char why[256] = "";
+		const char *named = cases[k].named;
+		int rc = load_fits_decode(m.buf, m.len, &img, why, sizeof why);
+		cr_assert_eq(rc, -EINVAL, "%s = %s: %d (%s)", cases[k].key, cases[k].value, rc, why);
+		cr_assert(strstr(why, named), "%s = %s: %s", cases[k].key, cases[k].value, why);
+		free(m.buf);
+	}
+	/* RICE_1 needs its block size, which CFITSIO reads as it moves */
+	struct mem m = make_fits(SHORT_IMG, 2, dims, TSHORT, pix, RICE_1, 0, 0);
+	char *zval1 = memmem((char *)m.buf + 2880, m.len - 2880, "ZVAL1   =", 9);
+	cr_assert_not_null(zval1);
+	memcpy(zval1, "COMMENT ", 8);
+	refused(m.buf, m.len, -EINVAL, "RICE_1 without ZVAL1");
+	free(m.buf);
+}
+
+/* A load takes what its image needs and a fixed margin: a tile larger
+ * than the margin allows, or an image over the limit, is EFBIG, whatever
+ * the file's size. */
+Test(load_fits, images_and_tiles_over_the_bounds_are_efbig)
+{
+	const long dims[2] = {40, 30};
+	int16_t pix[1200] = {0};
+	struct mem m = make_fits(SHORT_IMG, 2, dims, TSHORT, pix, RICE_1, 0, 0);
+	set_value(&m, 2880, "ZNAXIS1", "8192");
+	set_value(&m, 2880, "ZTILE1", "8192");
+	set_value(&m, 2880, "ZNAXIS2", "4096");
+	set_value(&m, 2880, "ZTILE2", "4096");
+	refused(m.buf, m.len, -EFBIG, "a tile of 2^25 pixels");
+	free(m.buf);
+
+	m = make_fits(SHORT_IMG, 2, dims, TSHORT, pix, 0, 0, 0);
+	struct load_image img;
+	load_set_image_limit(2400 - 1);
+	refused(m.buf, m.len, -EFBIG, "an image one byte over the limit");
+	load_set_image_limit(2400);
+	decode_ok(&m, &img);
+	load_image_free(&img);
+	load_set_image_limit(0);
+	free(m.buf);
+}
+
 /* ---- Hand-made headers */
 
 /* A file of the CARDS given (NULL-terminated), END unless NO_END, then

@@ -31,6 +31,7 @@
 #include "fitshdr.h"
 #include "fitsload.h"
 #include "fitstile.h"
+#include "viewcards.h"
 
 /* Pixel memory populated at once up to this size (see decode_open). */
 #define POPULATE_MAX ((uint64_t)256 << 20)
@@ -43,13 +44,14 @@
 
 /* Cards that describe the file rather than the image: the structure (a
  * stream keeps that in its metadata), commentary, checksums of this file,
- * DATE (a stream view writes its own), and what tile compression and its
- * binary table add when CFITSIO's uncompressed header still has any. */
+ * the cards a stream's view makes from the stream's own state (SHMNAME,
+ * CNT0, DATE, ...: viewcards.h), and what tile compression and its binary
+ * table add when CFITSIO's uncompressed header still has any. */
 static int structural(const char *name)
 {
 	static const char *const names[] = {
 		"SIMPLE", "BITPIX", "EXTEND", "BZERO", "BSCALE", "PCOUNT", "GCOUNT",
-		"XTENSION", "END", "COMMENT", "HISTORY", "", "DATE", "CHECKSUM", "DATASUM",
+		"XTENSION", "END", "COMMENT", "HISTORY", "", "CHECKSUM", "DATASUM",
 		"CONTINUE", "LONGSTRN", "TFIELDS", "THEAP",
 		"ZIMAGE", "ZCMPTYPE", "ZBITPIX", "ZSIMPLE", "ZTENSION", "ZEXTEND", "ZBLOCKED",
 		"ZPCOUNT", "ZGCOUNT", "ZHECKSUM", "ZDATASUM", "ZQUANTIZ", "ZDITHER0",
@@ -59,7 +61,7 @@ static int structural(const char *name)
 		"NAXIS", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE", "TFORM", "TUNIT",
 		"TDIM", "TNULL", "TSCAL", "TZERO", "TDISP",
 	};
-	if (fitscheck_in_list(name, names, COUNT(names)))
+	if (fitscheck_in_list(name, names, COUNT(names)) || view_card_synthesized(name))
 		return 1;
 	for (size_t i = 0; i < COUNT(indexes); i++)
 		if (fitscheck_indexed(name, indexes[i], i < 2))
@@ -370,8 +372,41 @@ static int find_image(fitsfile *fp, const struct fitscheck_layout *lay, LONGLONG
 	return 0;
 }
 
+/* Whether the image's FITS data become IMG's type by elem_from_fits alone
+ * (the loader's fast path): an integer BITPIX read as itself or as its
+ * unsigned or int8 twin by BZERO (CFITSIO's equivalent type says which), or
+ * an unscaled float. Anything scaled goes through CFITSIO. */
+static int unscaled(fitsfile *fp, int bitpix, const struct load_image *img)
+{
+	if (bitpix > 0)
+		return img->type != ELEM_F32 && img->type != ELEM_F64;
+	double bscale = 1, bzero = 0;
+	int status = 0;
+	fits_read_key(fp, TDOUBLE, "BSCALE", &bscale, NULL, &status);
+	status = 0;
+	fits_read_key(fp, TDOUBLE, "BZERO", &bzero, NULL, &status);
+	return bscale == 1 && bzero == 0;
+}
+
+/* Whether the current HDU is the primary or an IMAGE extension, where the
+ * standard puts the pixels: CFITSIO also reads an extension of a type it
+ * does not know as an image, from where it alone knows. */
+static int standard_image(fitsfile *fp)
+{
+	char xtension[FLEN_VALUE] = "";
+	int num = 0, status = 0;
+	if (fits_get_hdu_num(fp, &num) == 1)
+		return 1;
+	return fits_read_key_str(fp, "XTENSION", xtension, NULL, &status) == 0 &&
+	       strcmp(xtension, "IMAGE") == 0;
+}
+
+/* Decode the image HDU of FP. LAZY (BUF is the caller's own bytes): leave
+ * unscaled, uncompressed pixels of a standard image where they are
+ * (img->fits_data). */
 static int decode_open(fitsfile *fp, const struct fitscheck_layout *lay, const char *buf,
-		       size_t buflen, size_t len, struct load_image *img, char *why, size_t whylen)
+		       size_t buflen, size_t len, int lazy, struct load_image *img, char *why,
+		       size_t whylen)
 {
 	int status = 0, bitpix = 0, equiv = 0, datatype;
 	LONGLONG dims[3] = {1, 1, 1};
@@ -419,6 +454,10 @@ static int decode_open(fitsfile *fp, const struct fitscheck_layout *lay, const c
 	rc = read_keywords(fp, img, why, whylen);
 	if (rc < 0)
 		return rc;
+	if (lazy && !lay->compressed && standard_image(fp) && unscaled(fp, bitpix, img)) {
+		img->fits_data = (const unsigned char *)buf + lay->data_start;
+		return 0;
+	}
 
 	/* Anonymous memory, committed as it is written: a compressed image's
 	 * size is not bounded by LEN, and a broken tile ends the read early.
@@ -444,8 +483,8 @@ static int decode_open(fitsfile *fp, const struct fitscheck_layout *lay, const c
 	return 0;
 }
 
-int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char *why,
-		     size_t whylen)
+static int decode(const void *bytes, size_t len, int lazy, struct load_image *img, char *why,
+		  size_t whylen)
 {
 	struct fitscheck_layout lay;
 	memset(img, 0, sizeof *img);
@@ -476,7 +515,7 @@ int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char
 		rc = -EINVAL;
 		fp = NULL;
 	} else {
-		rc = decode_open(fp, &lay, buf, buflen, len, img, why, whylen);
+		rc = decode_open(fp, &lay, buf, buflen, len, lazy && !padded, img, why, whylen);
 	}
 	if (fp) {
 		status = 0;
@@ -487,6 +526,18 @@ int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char
 	if (rc < 0)
 		load_image_free(img);
 	return rc;
+}
+
+int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char *why,
+		     size_t whylen)
+{
+	return decode(bytes, len, 0, img, why, whylen);
+}
+
+int load_fits_decode_lazy(const void *bytes, size_t len, struct load_image *img, char *why,
+			  size_t whylen)
+{
+	return decode(bytes, len, 1, img, why, whylen);
 }
 
 void load_image_free(struct load_image *img)

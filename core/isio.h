@@ -116,7 +116,6 @@ enum isio_frame_quality {
 /* The value of the card that marks a frame which is not whole (a short
  * sentence naming why), or NULL for a whole one. */
 const char *isio_frame_why(enum isio_frame_quality q);
-#define ISIO_TORN_CARD "SHMTORN"
 
 /* A reader registered on a stream: a semaphore slot claimed by writing the
  * calling thread's id into semReadPID[slot], as ImageStreamIO's

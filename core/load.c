@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,17 @@
 #include "fitsload.h"
 #include "guard.h"
 #include "imod.h"
+#include "loadpix.h"
 
 /* ---- struct load_image -> ImageStreamIO stream */
 
 #define IMAGETYPE_MATH 0x2
 #define NSEM 10
 #define NPROCTRACE 10
+
+/* One load writes at a time in this process: two frames written into one
+ * stream at once would mix, and two loads creating one name would collide. */
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Keyword slots: IMG's first NBKW keywords, then unused ('N') slots. */
 static void put_keywords(unsigned char *dst, unsigned nbkw, const struct load_image *img)
@@ -52,8 +58,9 @@ struct fill {
 	uint64_t off_kw, off_sems, inode;
 };
 
-/* A new stream as ImageStreamIO's create leaves it (the file is zeros),
- * the version last: a reader that sees "2.00" sees the rest. */
+/* A new stream as ImageStreamIO's create leaves it (the file is zeros but
+ * for its pixels, written already), the version last: a reader that sees
+ * "2.00" sees the rest. */
 static void fill_new(void *arg)
 {
 	struct fill *f = arg;
@@ -85,7 +92,6 @@ static void fill_new(void *arg)
 	put_u16(m, ISIO_OFF_NBKW, (uint16_t)f->nbkw);
 	put_u64(m, ISIO_OFF_IMDATAMEMSIZE, img->datasize);
 
-	memcpy(m + ISIO_META_SIZE, img->pixels, (size_t)img->datasize);
 	put_keywords(m + f->off_kw, f->nbkw, img);
 	for (unsigned i = 0; i < NSEM; i++)
 		sem_init((sem_t *)(void *)(m + f->off_sems + (size_t)i * ISIO_SEM_SIZE), 1, 0);
@@ -93,11 +99,11 @@ static void fill_new(void *arg)
 	memcpy(m, "2.00", 4);
 }
 
-/* Pixels and keywords of one frame written into a live stream. */
+/* The keywords of one frame written into a live stream (its pixels are
+ * stored with loadpix_store). */
 static void fill_frame(void *arg)
 {
 	struct fill *f = arg;
-	memcpy(f->map + ISIO_META_SIZE, f->img->pixels, (size_t)f->img->datasize);
 	put_keywords(f->map + f->off_kw, f->nbkw, f->img);
 }
 
@@ -146,28 +152,30 @@ static int make_stream(int dirfd, const char *sname, const struct load_image *im
 	int fd = nameless_file(dirfd, 0666, uid, gid, why, whylen), rc; /* as ImageStreamIO */
 	if (fd < 0)
 		return fd;
-	rc = reserve(fd, size);
+	/* The pixels first, written (pages written whole need no zeroing),
+	 * then room for the rest, which is stored through a mapping. */
+	if (ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		SAY("cannot size the new stream: %s", strerror(errno));
+		goto fail;
+	}
+	f.inode = st.st_ino;
+	rc = loadpix_write(fd, layout.off_data, img);
+	if (rc == 0)
+		rc = reserve(fd, size);
 	if (rc < 0) {
 		SAY("no room for the %llu-byte stream: %s", (unsigned long long)size,
 		    strerror(-rc));
 		goto fail;
 	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		SAY("cannot stat the new stream: %s", strerror(errno));
-		goto fail;
-	}
-	f.inode = st.st_ino;
-	/* Populated at once: page by page, the faults of a fresh mapping cost
-	 * more than the copy on this kind of machine. */
-	f.map = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	f.map = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (f.map == MAP_FAILED) {
 		rc = -errno;
 		SAY("cannot map the new stream: %s", strerror(errno));
 		goto fail;
 	}
 	rc = guard_call(fill_new, &f);
-	munmap(f.map, (size_t)size);
+	load_unmap(f.map, (size_t)size);
 	if (rc < 0) {
 		rc = -ENOSPC;
 		SAY("the new stream could not be written (filesystem full?)");
@@ -208,6 +216,100 @@ static int link_name(int fd, int dirfd, const char *name, int replace, char *why
 	return 0;
 }
 
+/* ---- The mapping of the stream loaded last
+ *
+ * Loads come in series (darks, flats, a reference loaded again and again),
+ * and mapping a 16 MiB stream anew costs about as much as converting its
+ * pixels: the mapping of the stream updated last is kept for the next load
+ * into it. It is dropped when another stream is updated, when the name no
+ * longer leads to that file of that size, and KEEP_SECONDS after its last
+ * use (by a thread of its own), so that a stream removed meanwhile holds
+ * its memory no longer than that. All under load_lock. */
+#define KEEP_SECONDS 1
+
+static struct {
+	void *map;            /* NULL: none */
+	size_t len;
+	dev_t dev;
+	ino_t ino;
+	struct timespec used; /* CLOCK_REALTIME, as kept_wake waits */
+} kept;
+static pthread_cond_t kept_wake = PTHREAD_COND_INITIALIZER;
+static pthread_once_t keeper_once = PTHREAD_ONCE_INIT;
+static int keeper_running;
+
+static void kept_drop(void)
+{
+	if (kept.map)
+		load_unmap(kept.map, kept.len);
+	kept.map = NULL;
+}
+
+static void *keeper(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&load_lock);
+	for (;;) {
+		if (!kept.map) {
+			pthread_cond_wait(&kept_wake, &load_lock);
+			continue;
+		}
+		struct timespec until = kept.used, now;
+		until.tv_sec += KEEP_SECONDS;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec > until.tv_sec ||
+		    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
+			kept_drop();
+		else
+			pthread_cond_timedwait(&kept_wake, &load_lock, &until);
+	}
+	return NULL;
+}
+
+static void keeper_start(void)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+	if (pthread_attr_init(&attr) != 0)
+		return;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	keeper_running = pthread_create(&thread, &attr, keeper, NULL) == 0;
+	pthread_attr_destroy(&attr);
+}
+
+/* A mapping of stream file ST (open as FD), populated: the kept one if it
+ * is that file's, else a new one. Returns it or MAP_FAILED. */
+static void *stream_map(int fd, const struct stat *st)
+{
+	if (kept.map && kept.dev == st->st_dev && kept.ino == st->st_ino &&
+	    kept.len == (size_t)st->st_size)
+		return kept.map;
+	kept_drop();
+	/* Populated at once: page by page, the faults of a fresh mapping cost
+	 * more than the copy on this kind of machine. */
+	return mmap(NULL, (size_t)st->st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		    fd, 0);
+}
+
+/* Done with MAP (stream_map's, of ST): kept for the next load when KEEP
+ * (and a thread can forget it in time), else unmapped. */
+static void stream_unmap(void *map, const struct stat *st, int keep)
+{
+	if (map == kept.map && !keep)
+		kept.map = NULL;
+	pthread_once(&keeper_once, keeper_start);
+	if (!keep || !keeper_running) {
+		load_unmap(map, (size_t)st->st_size);
+		return;
+	}
+	kept.map = map;
+	kept.len = (size_t)st->st_size;
+	kept.dev = st->st_dev;
+	kept.ino = st->st_ino;
+	clock_gettime(CLOCK_REALTIME, &kept.used);
+	pthread_cond_signal(&kept_wake);
+}
+
 /* Copy the metadata, under guard: the file may be shrunk under us. */
 struct meta_copy {
 	const unsigned char *map;
@@ -241,8 +343,7 @@ static int update_stream(int dirfd, const char *fname, const struct load_image *
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < ISIO_META_SIZE ||
 	    (uint64_t)st.st_size > SIZE_MAX)
 		goto out;
-	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_POPULATE, fd, 0);
+	void *map = stream_map(fd, &st);
 	if (map == MAP_FAILED) {
 		rc = -errno;
 		SAY("cannot map %s: %s", fname, strerror(errno));
@@ -257,16 +358,19 @@ static int update_stream(int dirfd, const char *fname, const struct load_image *
 	struct fill f = {.map = map, .img = img, .nbkw = s.nbkw, .off_kw = s.off_keywords};
 	rc = isio_frame_begin(map, (size_t)st.st_size, &s);
 	if (rc == 0) {
-		rc = guard_call(fill_frame, &f);
+		rc = loadpix_store((unsigned char *)map + s.off_data, img);
+		int kw = guard_call(fill_frame, &f);
 		int end = isio_frame_end(map, (size_t)st.st_size, &s);
-		rc = rc < 0 ? rc : end;
+		rc = rc < 0 ? rc : kw < 0 ? kw : end;
 	}
-	if (rc < 0)
+	if (rc == -EFAULT)
 		SAY("%s was shrunk while the frame was written", fname);
+	else if (rc < 0)
+		SAY("cannot write the frame into %s: %s", fname, strerror(-rc));
 	else
 		rc = 1;
 unmap:
-	munmap(map, (size_t)st.st_size);
+	stream_unmap(map, &st, rc == 1);
 out:
 	close(fd);
 	return rc;
@@ -316,6 +420,35 @@ static int resolve_link(int dirfd, const char *fname, char *target, char *why, s
 	}
 }
 
+/* Put IMG into stream file TARGET (stream name SNAME) of DIRFD, under
+ * load_lock: in place, or a new file made and put under the name. Another
+ * process may make the name meanwhile (its linkat wins): then again, in
+ * place or replacing what it made. */
+static int store_stream(int dirfd, const char *target, const char *sname,
+			const struct load_image *img, uid_t uid, gid_t gid, enum load_result *did,
+			char *why, size_t whylen)
+{
+	for (int tries = 0;; tries++) {
+		int rc = update_stream(dirfd, target, img, why, whylen);
+		if (rc == 1) {
+			*did = LOAD_UPDATED;
+			return 0;
+		}
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		int replace = rc == 0;
+		int fd = make_stream(dirfd, sname, img, uid, gid, why, whylen);
+		if (fd < 0)
+			return fd;
+		rc = link_name(fd, dirfd, target, replace, why, whylen);
+		close(fd);
+		if (rc == 0)
+			*did = replace ? LOAD_REPLACED : LOAD_CREATED;
+		if (rc != -EEXIST || tries == 2)
+			return rc;
+	}
+}
+
 int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t uid, gid_t gid,
 		enum load_result *did, char *why, size_t whylen)
 {
@@ -324,61 +457,94 @@ int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t
 	if (len == 0 || len > ISIO_NAME_MAX || strchr(name, '/'))
 		FAIL(EINVAL, "'%.80s' cannot be a stream name (1 to %d characters, no '/')", name,
 		     ISIO_NAME_MAX);
-	if (img->naxis < 1 || img->naxis > 3 || !img->pixels || elem_size(img->type) == 0 ||
-	    img->datasize != img->nelement * elem_size(img->type) || img->datasize > (UINT64_C(1) << 62))
+	if (img->naxis < 1 || img->naxis > 3 || (!img->pixels && !img->fits_data) ||
+	    elem_size(img->type) == 0 || img->datasize != img->nelement * elem_size(img->type) ||
+	    img->datasize > (UINT64_C(1) << 62))
 		FAIL(EINVAL, "the image to load is not a valid 1- to 3-axis image");
 	snprintf(fname, sizeof fname, "%s%s", name, ISIO_SUFFIX);
+	pthread_mutex_lock(&load_lock);
 	int rc = resolve_link(dirfd, fname, target, why, whylen);
-	if (rc < 0)
-		return rc;
-	size_t tlen = strlen(target) - sl;
-	if (tlen > ISIO_NAME_MAX)
-		FAIL(ENAMETOOLONG, "the stream name of %s is longer than %d characters", target,
-		     ISIO_NAME_MAX);
-	memcpy(sname, target, tlen);
-	sname[tlen] = '\0';
-
-	rc = update_stream(dirfd, target, img, why, whylen);
-	if (rc == 1) {
-		*did = LOAD_UPDATED;
-		return 0;
+	size_t tlen = rc == 0 ? strlen(target) - sl : 0;
+	if (rc == 0 && tlen > ISIO_NAME_MAX) {
+		rc = -ENAMETOOLONG;
+		SAY("the stream name of %s is longer than %d characters", target, ISIO_NAME_MAX);
 	}
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	int replace = rc == 0;
-	int fd = make_stream(dirfd, sname, img, uid, gid, why, whylen);
-	if (fd < 0)
-		return fd;
-	rc = link_name(fd, dirfd, target, replace, why, whylen);
-	close(fd);
-	if (rc == 0)
-		*did = replace ? LOAD_REPLACED : LOAD_CREATED;
+	if (rc == 0) {
+		memcpy(sname, target, tlen);
+		sname[tlen] = '\0';
+		rc = store_stream(dirfd, target, sname, img, uid, gid, did, why, whylen);
+	}
+	pthread_mutex_unlock(&load_lock);
 	return rc;
 }
 
 /* ---- MRC -> IMOD shared-memory file */
 
-static int write_all(int fd, const void *buf, uint64_t n, uint64_t off)
-{
-	const unsigned char *p = buf;
-	while (n) {
-		ssize_t w = pwrite(fd, p, n < (1u << 30) ? (size_t)n : (1u << 30), (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		off += (uint64_t)w;
-		n -= (uint64_t)w;
-	}
-	return 0;
-}
-
 /* IMOD's header area, then N bytes of DATA from byte 2048. */
 static int write_imod(int fd, const unsigned char *header, const void *data, uint64_t n)
 {
-	int rc = write_all(fd, header, IMOD_HEADER_AREA, 0);
-	return rc < 0 ? rc : write_all(fd, data, n, IMOD_HEADER_AREA);
+	int rc = loadpix_pwrite(fd, header, IMOD_HEADER_AREA, 0);
+	return rc < 0 ? rc : loadpix_pwrite(fd, data, n, IMOD_HEADER_AREA);
+}
+
+/* IMOD file FD (open, OBJNAME) filled in place: IMOD programs may have it
+ * mapped. Room first, so a full filesystem changes nothing. */
+static int imod_in_place(int fd, const char *objname, const unsigned char *header,
+			 const unsigned char *data, uint64_t data_bytes, uint64_t capacity,
+			 uint64_t need, char *why, size_t whylen)
+{
+	struct stat st;
+	int rc;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		FAIL(EINVAL, "%s is not a regular file", objname);
+	if (fallocate(fd, 0, 0, (off_t)need) < 0 && errno != EOPNOTSUPP)
+		FAIL(errno, "no room for %llu bytes in %s: %s", (unsigned long long)need, objname,
+		     strerror(errno));
+	if ((uint64_t)st.st_size < capacity && ftruncate(fd, (off_t)capacity) < 0)
+		FAIL(errno, "cannot grow %s to its capacity: %s", objname, strerror(errno));
+	if ((rc = write_imod(fd, header, data, data_bytes)) < 0)
+		SAY("cannot write %s: %s", objname, strerror(-rc));
+	return rc;
+}
+
+/* The MRC file's IMOD header area and DATA_BYTES of DATA into IMOD file
+ * OBJNAME of DIRFD (CAPACITY bytes, NEED of them used), under load_lock:
+ * in place, or made and linked; in place after all if another process
+ * made the name meanwhile. */
+static int store_imod(int dirfd, const char *objname, const unsigned char *header,
+		      const unsigned char *data, uint64_t data_bytes, uint64_t capacity,
+		      uint64_t need, uid_t uid, gid_t gid, enum load_result *did, char *why,
+		      size_t whylen)
+{
+	for (int tries = 0;; tries++) {
+		int fd = openat(dirfd, objname, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), rc;
+		if (fd >= 0) {
+			rc = imod_in_place(fd, objname, header, data, data_bytes, capacity, need, why,
+					   whylen);
+			close(fd);
+			if (rc == 0)
+				*did = LOAD_UPDATED;
+			return rc;
+		}
+		if (errno != ENOENT)
+			FAIL(errno, "cannot open %s: %s", objname, strerror(errno));
+		fd = nameless_file(dirfd, 0600, uid, gid, why, whylen); /* as IMOD's creators */
+		if (fd < 0)
+			return fd;
+		rc = reserve(fd, capacity);
+		if (rc < 0)
+			SAY("no room for the %llu KB object: %s", (unsigned long long)(capacity / 1024),
+			    strerror(-rc));
+		else if ((rc = write_imod(fd, header, data, data_bytes)) < 0)
+			SAY("cannot write %s: %s", objname, strerror(-rc));
+		else
+			rc = link_name(fd, dirfd, objname, 0, why, whylen);
+		close(fd);
+		if (rc == 0)
+			*did = LOAD_CREATED;
+		if (rc != -EEXIST || tries == 2)
+			return rc;
+	}
 }
 
 int load_mrc_imod(int dirfd, const char *objname, const void *bytes, size_t len, uid_t uid,
@@ -407,46 +573,9 @@ int load_mrc_imod(int dirfd, const char *objname, const void *bytes, size_t len,
 		     (unsigned long long)(capacity / 1024));
 	const unsigned char *data = (const unsigned char *)bytes + off;
 
-	int fd = openat(dirfd, objname, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd >= 0) {
-		/* In place: IMOD programs may have it mapped. Room first, so a
-		 * full filesystem changes nothing. */
-		struct stat st;
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			close(fd);
-			FAIL(EINVAL, "%s is not a regular file", objname);
-		}
-		if (fallocate(fd, 0, 0, (off_t)need) < 0 && errno != EOPNOTSUPP) {
-			rc = -errno;
-			SAY("no room for %llu bytes in %s: %s", (unsigned long long)need, objname,
-			    strerror(errno));
-		} else if ((uint64_t)st.st_size < capacity && ftruncate(fd, (off_t)capacity) < 0) {
-			rc = -errno;
-			SAY("cannot grow %s to its capacity: %s", objname, strerror(errno));
-		} else if ((rc = write_imod(fd, header, data, img.data_bytes)) < 0) {
-			SAY("cannot write %s: %s", objname, strerror(-rc));
-		}
-		close(fd);
-		if (rc == 0)
-			*did = LOAD_UPDATED;
-		return rc;
-	}
-	if (errno != ENOENT)
-		FAIL(errno, "cannot open %s: %s", objname, strerror(errno));
-
-	fd = nameless_file(dirfd, 0600, uid, gid, why, whylen); /* as IMOD's creators */
-	if (fd < 0)
-		return fd;
-	rc = reserve(fd, capacity);
-	if (rc < 0)
-		SAY("no room for the %llu KB object: %s", (unsigned long long)(capacity / 1024),
-		    strerror(-rc));
-	else if ((rc = write_imod(fd, header, data, img.data_bytes)) < 0)
-		SAY("cannot write %s: %s", objname, strerror(-rc));
-	else
-		rc = link_name(fd, dirfd, objname, 0, why, whylen);
-	close(fd);
-	if (rc == 0)
-		*did = LOAD_CREATED;
+	pthread_mutex_lock(&load_lock);
+	rc = store_imod(dirfd, objname, header, data, img.data_bytes, capacity, need, uid, gid, did,
+			why, whylen);
+	pthread_mutex_unlock(&load_lock);
 	return rc;
 }

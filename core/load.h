@@ -22,6 +22,9 @@ struct load_image {
 	uint64_t nelement;
 	enum elem_type type;       /* from BITPIX and BZERO/BSCALE */
 	void *pixels;              /* nelement x element size, native order */
+	const unsigned char *fits_data; /* or, pixels NULL: the FITS data bytes,
+					 * in the decoded file (see
+					 * load_fits_decode_lazy) */
 	uint64_t datasize;
 	unsigned char *keywords;   /* nkw slots of ISIO_KW_SIZE bytes, ready */
 	unsigned nkw;
@@ -40,6 +43,16 @@ struct load_image {
  * -ENOMEM. */
 int load_fits_decode(const void *bytes, size_t len, struct load_image *img, char *why,
 		     size_t whylen);
+
+/* The same, except that an uncompressed image whose data need no scaling
+ * (BITPIX as it is, unsigned and int8 by BZERO, unscaled floats) is not
+ * decoded: img->fits_data points at its data in BYTES, img->pixels is NULL,
+ * and load_stream converts the data straight into the stream. BYTES must
+ * stay mapped and unchanged until load_stream returns. A file whose last
+ * record is short (its padding missing) is decoded as load_fits_decode
+ * does. */
+int load_fits_decode_lazy(const void *bytes, size_t len, struct load_image *img, char *why,
+			  size_t whylen);
 
 /* What a decode may use: the image's pixels, no more than the limit set
  * here (0, the default: the machine's physical memory), refused with EFBIG
@@ -65,9 +78,16 @@ enum load_result { LOAD_CREATED, LOAD_UPDATED, LOAD_REPLACED };
  *   new file (new inode) with rename.
  * A symlink NAME.im.shm (a stream link) is followed: the stream it names is
  * updated or replaced, the link stays. Nothing is left behind on failure.
+ * The loads of one process (load_stream, load_mrc_imod) write one at a
+ * time, so concurrent loads of one name each write a whole frame, the last
+ * one's staying; a name another process makes meanwhile is loaded in place.
  * Returns 0 and *DID, or -errno with a sentence in WHY. */
 int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t uid, gid_t gid,
 		enum load_result *did, char *why, size_t whylen);
+
+/* munmap(ADDR, LEN), done by a thread of its own when LEN is large (a
+ * caller that is waited for need not wait for it too). */
+void load_unmap(void *addr, size_t len);
 
 /* Fill the IMOD shared-memory file OBJNAME ("IMODShrMem_KB_NAME") in DIRFD
  * from the MRC file in BYTES: capacity KB x 1024 from the name, IMOD's

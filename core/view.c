@@ -1,6 +1,7 @@
 /* view.c - synthesized image files held in memory; see view.h. */
 #define _GNU_SOURCE
 #include "view.h"
+#include "viewcards.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -73,21 +74,21 @@ int view_stream_header(const struct isio_stream *s, const unsigned char *meta,
 	int rc = fitshdr_image(h, s->type, s->naxis, dims);
 	isio_state(meta, &now);
 	if (rc == 0)
-		rc = fitshdr_string(h, "SHMNAME", now.name, "ImageStreamIO stream name");
+		rc = fitshdr_string(h, VIEW_CARD_SHMNAME, now.name, "ImageStreamIO stream name");
 	if (rc == 0)
-		rc = fitshdr_int(h, "CNT0", (long long)now.cnt0, "frame counter");
+		rc = fitshdr_int(h, VIEW_CARD_CNT0, (long long)now.cnt0, "frame counter");
 	if (rc == 0)
-		rc = fitshdr_int(h, "CNT1", (long long)now.cnt1, "last slice written");
+		rc = fitshdr_int(h, VIEW_CARD_CNT1, (long long)now.cnt1, "last slice written");
 	if (rc == 0 && now.writetime.tv_sec) {
 		view_iso_date(&now.writetime, date, sizeof date);
-		rc = fitshdr_string(h, "DATE", date, "stream write time (UTC)");
+		rc = fitshdr_string(h, VIEW_CARD_DATE, date, "stream write time (UTC)");
 	}
 	if (rc == 0 && now.atime.tv_sec) {
 		view_iso_date(&now.atime, date, sizeof date);
-		rc = fitshdr_string(h, "DATE-OBS", date, "acquisition time (UTC)");
+		rc = fitshdr_string(h, VIEW_CARD_DATE_OBS, date, "acquisition time (UTC)");
 	}
 	if (rc == 0 && isio_frame_why(q))
-		rc = fitshdr_string(h, ISIO_TORN_CARD, isio_frame_why(q), "not one whole frame");
+		rc = fitshdr_string(h, VIEW_CARD_TORN, isio_frame_why(q), "not one whole frame");
 	for (unsigned i = 0; rc == 0 && i < s->nbkw; i++) {
 		struct isio_keyword kw;
 		if (isio_keyword(keywords + (size_t)i * ISIO_KW_SIZE, &kw) < 0 || kw.name[0] == '_')

@@ -34,6 +34,7 @@ struct view_state;
 struct sysv_typed;
 struct load_stage;
 struct view_gen;
+struct replace_state;
 
 /* Everything an open hands the kernel as fi->fh starts with this, and is on
  * the mount's list until released: a RELEASE still in flight when the mount
@@ -111,6 +112,7 @@ struct shmfs {
 	struct open_item open_items;  /* every open handle and directory */
 	pthread_mutex_t typed_lock;   /* the list below */
 	struct sysv_typed *typed;     /* layouts of System V segments (sysvview.c) */
+	struct replace_state *replace; /* unlinked objects' graces (replace.c) */
 };
 
 /* ops.c: the list of open items */
@@ -278,6 +280,8 @@ int shmfs_sysv_visible(struct shmfs *fs);
 int dirsnap_add(void *snapshot, const char *name, ino_t ino, mode_t type);
 /* Whether SNAPSHOT already has an entry NAME. */
 int dirsnap_has(void *snapshot, const char *name);
+/* Leave entry NAME out of SNAPSHOT (if there). */
+void dirsnap_drop(void *snapshot, const char *name);
 /* Entries so far, and entry I's name and type (S_IFREG, ...). */
 size_t dirsnap_count(void *snapshot);
 const char *dirsnap_name(void *snapshot, size_t i);

@@ -1,8 +1,13 @@
 /* load.c - loading by copying: `cp image.fits MOUNT/X.fits` makes or updates
  * stream X, `cp vol.mrc MOUNT/IMODShrMem_KB_N.mrc` fills that IMOD file. The
- * bytes written are staged in a memfd; when the copy is closed (FLUSH) they
- * are handed to core/load.c, which changes SOURCE all at once or not at all,
- * and the close returns its error. Until then nothing in SOURCE changes. */
+ * bytes written are staged in a memfd of the copy's own, on a node of the
+ * copy's own (a new name's, or one an existing view's copy is redirected
+ * to), which the kernel writes itself (passthrough) where it can, else the
+ * daemon does. When the copy is closed (FLUSH, which reaches the daemon
+ * either way) they are handed to core/load.c, which changes SOURCE all at
+ * once or not at all, and the close returns its error. Until then nothing
+ * in SOURCE changes. Renames and unlinks that replace a view are in
+ * replace.c. */
 #define _GNU_SOURCE
 #include "fsload.h"
 
@@ -16,11 +21,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fitshdr.h"
 #include "fsview.h"
 #include "imod.h"
 #include "isio.h"
 #include "load.h"
 #include "log.h"
+#include "passthrough.h"
 
 /* The staged copy. Shared by the node of a name being created and its
  * handle, so it lives until both are gone (refs, under lock). */
@@ -34,8 +41,18 @@ struct load_stage {
 	int imod;                /* MRC into an IMOD file, else FITS into a stream */
 	uid_t uid;               /* owner of what is created, or -1 */
 	gid_t gid;
-	int dirty;               /* lock: written since the last load */
-	struct timespec mtime;   /* lock */
+	/* The staged file as the last load found it (lock): a FLUSH loads
+	 * only what changed since (writes by passthrough never reach the
+	 * daemon, so the memfd's own size and change time tell). */
+	int tried;
+	off_t tried_size;
+	struct timespec tried_ctime;
+	/* A copy onto a view, given a node of its own: the view's mode and
+	 * owner, shown as that node's (set before the node is seen). */
+	int has_look;
+	mode_t look_mode;
+	uid_t look_uid;
+	gid_t look_gid;
 };
 
 int load_target(const char *name, char *object, size_t len, int *imod)
@@ -67,6 +84,14 @@ static void stage_put(struct load_stage *s)
 	free(s);
 }
 
+void load_owner(fuse_req_t req, uid_t *uid, gid_t *gid)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	/* What is created belongs to the one who copied (root's stays root's). */
+	*uid = ctx->uid ? ctx->uid : (uid_t)-1;
+	*gid = ctx->uid || ctx->gid ? ctx->gid : (gid_t)-1;
+}
+
 static struct load_stage *stage_new(fuse_req_t req, int dirfd, const char *name,
 				    const char *object, int imod)
 {
@@ -88,19 +113,17 @@ static struct load_stage *stage_new(fuse_req_t req, int dirfd, const char *name,
 	snprintf(s->name, sizeof s->name, "%s", name);
 	snprintf(s->object, sizeof s->object, "%s", object);
 	s->imod = imod;
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	/* What is created belongs to the one who copied (root's stays root's). */
-	s->uid = ctx->uid ? ctx->uid : (uid_t)-1;
-	s->gid = ctx->uid || ctx->gid ? ctx->gid : (gid_t)-1;
+	load_owner(req, &s->uid, &s->gid);
 	/* Opening with O_CREAT or O_TRUNC says "the file is what I write":
 	 * closing without writing loads an empty file, which is refused. */
-	s->dirty = 1;
-	clock_gettime(CLOCK_REALTIME, &s->mtime);
+	s->tried = 0;
 	return s;
 }
 
-int load_from_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, gid_t gid,
-		 const char *name)
+/* load_from_fd; without STORE (FITS only), the file is only decoded: a
+ * failure is logged and returned as a load's would be, success is silent. */
+static int load_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, gid_t gid,
+		   const char *name, int store)
 {
 	char why[256] = "";
 	struct stat st;
@@ -123,37 +146,67 @@ int load_from_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, gid
 	if (rc == 0 && imod) {
 		rc = load_mrc_imod(dirfd, object, bytes, len, uid, gid, &did, why, sizeof why);
 	} else if (rc == 0) {
+		/* The image's data stay in BYTES until load_stream converts them. */
 		struct load_image img;
-		rc = load_fits_decode(bytes, len, &img, why, sizeof why);
+		rc = load_fits_decode_lazy(bytes, len, &img, why, sizeof why);
 		if (rc == 0) {
-			rc = load_stream(dirfd, object, &img, uid, gid, &did, why, sizeof why);
+			if (store)
+				rc = load_stream(dirfd, object, &img, uid, gid, &did, why, sizeof why);
 			load_image_free(&img);
 		}
 	}
 	if (bytes)
-		munmap(bytes, len);
+		load_unmap(bytes, len);
 	if (rc < 0) {
 		shm_log(SHM_LOG_WARN, "%s: not loaded, %s left as it was: %s", name,
 			imod ? object : "the stream", why[0] ? why : strerror(-rc));
 		/* The errors a copy can be told about; the log has the rest. */
 		if (rc != -EINVAL && rc != -EIO && rc != -ENOSPC && rc != -ENOMEM &&
-		    rc != -EACCES && rc != -EPERM)
+		    rc != -EACCES && rc != -EPERM && rc != -EFBIG)
 			rc = -EIO;
 		return rc;
 	}
+	if (!store)
+		return 0;
 	static const char *const what[] = {"created", "updated", "replaced"};
 	shm_log(SHM_LOG_INFO, "%s: loaded: %s %s%s %s", name, imod ? "IMOD file" : "stream",
 		object, imod ? "" : ISIO_SUFFIX, (unsigned)did < 3 ? what[did] : "loaded");
 	return 0;
 }
 
-/* Hand the staged bytes to the loader. Caller holds s->lock. */
-static int stage_load(struct load_stage *s)
+int load_from_fd(int dirfd, const char *object, int imod, int fd, uid_t uid, gid_t gid,
+		 const char *name)
 {
-	int rc = load_from_fd(s->dirfd, s->object, s->imod, s->memfd, s->uid, s->gid, s->name);
-	/* Tried: the same bytes would fail the same way at the next close. */
-	s->dirty = 0;
-	return rc;
+	return load_fd(dirfd, object, imod, fd, uid, gid, name, 1);
+}
+
+/* Hand the staged bytes to the loader if they changed since the last try
+ * (the same bytes would load, or fail, the same way again). LAST: the
+ * copy's end (RELEASE), which loads what no FLUSH did. Caller holds
+ * s->lock. */
+static int stage_load(struct load_stage *s, int last)
+{
+	struct stat st;
+	if (fstat(s->memfd, &st) < 0)
+		return -EIO;
+	if (s->tried && st.st_size == s->tried_size && st.st_ctim.tv_sec == s->tried_ctime.tv_sec &&
+	    st.st_ctim.tv_nsec == s->tried_ctime.tv_nsec)
+		return 0;
+	/* Released with nothing written and never closed by a program: the
+	 * open failed in the kernel after the daemon's reply. */
+	if (last && !s->tried && st.st_size == 0)
+		return 0;
+	/* A FITS file ends padded to 2880 bytes. One that would load but is not
+	 * padded yet is still being written, closed through one descriptor of
+	 * several (astropy writes the data through a duplicate, closes it, then
+	 * pads): loaded when padded, or at the last close, not twice. */
+	if (!last && !s->imod && st.st_size % FITS_BLOCK != 0 &&
+	    load_fd(s->dirfd, s->object, 0, s->memfd, s->uid, s->gid, s->name, 0) == 0)
+		return 0;
+	s->tried = 1;
+	s->tried_size = st.st_size;
+	s->tried_ctime = st.st_ctim;
+	return load_from_fd(s->dirfd, s->object, s->imod, s->memfd, s->uid, s->gid, s->name);
 }
 
 static void load_close(struct shmfs *fs, struct open_item *item)
@@ -161,21 +214,38 @@ static void load_close(struct shmfs *fs, struct open_item *item)
 	load_release(fs, (struct handle *)item);
 }
 
-/* A handle on stage S (its reference is the handle's). */
-static int handle_attach(fuse_req_t req, struct node *n, struct load_stage *s,
+/* A handle on stage S (taking a reference on it) for node N. PASSTHROUGH:
+ * N is the copy's own (NODE_LOAD), and the kernel may write the staging
+ * file itself; else (a view's node, or passthrough off) the daemon stages
+ * what is written. */
+static int handle_attach(fuse_req_t req, struct node *n, struct load_stage *s, int passthrough,
 			 struct fuse_file_info *fi)
 {
+	int id = passthrough && passthrough_enabled() ? inode_backing_claim(n, s->memfd) : 0;
 	struct handle *h = calloc(1, sizeof *h);
-	if (!h)
+	if (!h) {
+		if (id > 0)
+			inode_backing_put(n);
 		return -ENOMEM;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->refs++;
+	pthread_mutex_unlock(&s->lock);
 	h->node = n;
 	h->load = s;
 	h->writable = 1;
 	h->map.fd = -1;
 	open_track(shmfs_of(req), &h->item, load_close);
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = 1;
 	fi->keep_cache = 0;
+	if (id > 0) {
+		h->passthrough = 1;
+		fi->direct_io = 0;
+		passthrough_arm_reply(id, 0);
+	} else {
+		/* direct_io: every write reaches the daemon. */
+		fi->direct_io = 1;
+	}
 	return 0;
 }
 
@@ -191,11 +261,9 @@ void load_create(fuse_req_t req, struct node *parent, const char *name, const ch
 			stage_put(s);
 		return (void)fuse_reply_err(req, ENOMEM);
 	}
-	s->refs++; /* one for the node, one for the handle */
-	n->stage = s;
-	int rc = handle_attach(req, n, s, fi);
+	n->stage = s; /* the stage's first reference */
+	int rc = handle_attach(req, n, s, 1, fi);
 	if (rc < 0) {
-		stage_put(s);
 		inode_forget(fs, n, 1);
 		return (void)fuse_reply_err(req, -rc);
 	}
@@ -210,6 +278,163 @@ void load_create(fuse_req_t req, struct node *parent, const char *name, const ch
 	}
 }
 
+/* ---- copies onto an existing view (OPEN with O_TRUNC)
+ *
+ * A view's node is shared by every program that looks its name up, and the
+ * kernel binds one backing file to a node: while one open of it is served
+ * by passthrough, every other open of the node that is not passthrough with
+ * that very file fails (EIO). So a copy onto a view does not claim the
+ * view's node. With passthrough on, the daemon makes the copy a node of its
+ * own (NODE_LOAD: its stage ready, the view's mode and owner) and answers
+ * the OPEN with ESTALE; the kernel then looks the name up again, and this
+ * thread's lookups of the name are given that node (for REDIRECT_SECONDS), so
+ * the copy's OPEN reaches it and the kernel writes the staging file itself.
+ * Everyone else's lookups keep getting the view. */
+
+#define REDIRECT_SLOTS 64
+#define REDIRECT_SECONDS 2
+
+struct redirect {
+	struct node *node;       /* NODE_LOAD, the slot's reference; NULL: free */
+	pid_t tid;               /* the copying thread */
+	dev_t dir_dev;           /* the directory of NAME */
+	ino_t dir_ino;
+	char name[NAME_MAX + 1];
+	struct timespec deadline; /* CLOCK_MONOTONIC */
+};
+static struct redirect redirects[REDIRECT_SLOTS]; /* redirect_lock */
+static unsigned redirect_count;                   /* redirect_lock; read unlocked */
+static pthread_mutex_t redirect_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Take slot R's node out (caller holds redirect_lock); the caller drops
+ * the reference with inode_forget once the lock is released. */
+static struct node *redirect_take(struct redirect *r)
+{
+	struct node *n = r->node;
+	r->node = NULL;
+	__atomic_store_n(&redirect_count, redirect_count - 1, __ATOMIC_RELEASE);
+	return n;
+}
+
+/* Free the slots whose copy never came back (caller holds redirect_lock);
+ * their nodes go to GONE (up to REDIRECT_SLOTS) for inode_forget. */
+static size_t redirect_prune(struct node **gone)
+{
+	struct timespec now;
+	size_t n = 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (int i = 0; i < REDIRECT_SLOTS; i++) {
+		struct redirect *r = &redirects[i];
+		if (r->node && (now.tv_sec > r->deadline.tv_sec ||
+				(now.tv_sec == r->deadline.tv_sec && now.tv_nsec >= r->deadline.tv_nsec)))
+			gone[n++] = redirect_take(r);
+	}
+	return n;
+}
+
+static void forget_all(struct shmfs *fs, struct node **nodes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		inode_forget(fs, nodes[i], 1);
+}
+
+/* Redirect thread TID's next lookups of NAME in directory DIR (dev, ino)
+ * to a new node for stage S (which it adopts). Returns 1, 0 when TID was
+ * redirected there already and did not come back (serve the open where it
+ * is), or -errno. */
+static int redirect_add(struct shmfs *fs, pid_t tid, const struct stat *dir, const char *name,
+			struct load_stage *s)
+{
+	struct node *gone[REDIRECT_SLOTS + 1], *n = inode_new_load(&fs->table);
+	size_t ngone;
+	int rc = -ENOMEM;
+	if (!n) {
+		stage_put(s);
+		return rc;
+	}
+	n->stage = s;
+	pthread_mutex_lock(&redirect_lock);
+	ngone = redirect_prune(gone);
+	struct redirect *free_slot = NULL;
+	for (int i = 0; i < REDIRECT_SLOTS; i++) {
+		struct redirect *r = &redirects[i];
+		if (!r->node) {
+			free_slot = free_slot ? free_slot : r;
+		} else if (r->tid == tid && r->dir_dev == dir->st_dev && r->dir_ino == dir->st_ino &&
+			   strcmp(r->name, name) == 0) {
+			gone[ngone++] = redirect_take(r); /* not taken: the kernel did not look again */
+			free_slot = NULL;
+			rc = 0;
+			break;
+		}
+	}
+	if (free_slot && rc != 0) {
+		*free_slot = (struct redirect){.node = n, .tid = tid, .dir_dev = dir->st_dev,
+					       .dir_ino = dir->st_ino};
+		snprintf(free_slot->name, sizeof free_slot->name, "%s", name);
+		clock_gettime(CLOCK_MONOTONIC, &free_slot->deadline);
+		free_slot->deadline.tv_sec += REDIRECT_SECONDS;
+		__atomic_store_n(&redirect_count, redirect_count + 1, __ATOMIC_RELEASE);
+		rc = 1;
+	} else {
+		gone[ngone++] = n; /* no slot (or not to be redirected): unused */
+		rc = rc == 0 ? 0 : -EAGAIN;
+	}
+	pthread_mutex_unlock(&redirect_lock);
+	forget_all(fs, gone, ngone);
+	return rc;
+}
+
+int load_lookup(fuse_req_t req, struct node *parent, const char *name)
+{
+	if (__atomic_load_n(&redirect_count, __ATOMIC_ACQUIRE) == 0)
+		return 0;
+	struct shmfs *fs = shmfs_of(req);
+	pid_t tid = fuse_req_ctx(req)->pid;
+	struct node *gone[REDIRECT_SLOTS], *n = NULL;
+	pthread_mutex_lock(&redirect_lock);
+	size_t ngone = redirect_prune(gone);
+	for (int i = 0; i < REDIRECT_SLOTS && !n; i++) {
+		struct redirect *r = &redirects[i];
+		if (r->node && r->tid == tid && r->dir_dev == parent->dev &&
+		    r->dir_ino == parent->ino && strcmp(r->name, name) == 0 &&
+		    inode_ref(&fs->table, r->node))
+			n = r->node;
+	}
+	pthread_mutex_unlock(&redirect_lock);
+	forget_all(fs, gone, ngone);
+	if (!n)
+		return 0;
+	struct fuse_entry_param e = {.ino = inode_number(fs, n)};
+	load_stat(n, &e.attr);
+	e.entry_timeout = 0; /* everyone else's lookups find the view */
+	e.attr_timeout = 0;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		inode_forget(fs, n, 1);
+	return 1;
+}
+
+int load_open_redirected(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	struct shmfs *fs = shmfs_of(req);
+	pid_t tid = fuse_req_ctx(req)->pid;
+	struct node *taken = NULL;
+	pthread_mutex_lock(&redirect_lock);
+	for (int i = 0; i < REDIRECT_SLOTS && !taken; i++)
+		if (redirects[i].node == n && redirects[i].tid == tid)
+			taken = redirect_take(&redirects[i]);
+	pthread_mutex_unlock(&redirect_lock);
+	/* A node being created, or a redirect already taken: the kernel looks
+	 * the name up again and finds the view. */
+	if (!taken)
+		return -ESTALE;
+	int rc = handle_attach(req, n, n->stage, 1, fi);
+	if (rc == 0 && fuse_reply_open(req, fi) == -ENOENT)
+		load_release(fs, (struct handle *)(uintptr_t)fi->fh);
+	inode_forget(fs, n, 1); /* the slot's reference: the kernel holds its own */
+	return rc;
+}
+
 int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	char object[NAME_MAX + 1], objpath[PATH_MAX], path[64];
@@ -220,13 +445,29 @@ int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	if (len <= 0)
 		return -ESTALE;
 	objpath[len] = '\0';
+	/* A stream replaced by another load (another shape) since the kernel
+	 * looked the view up: the copy goes to the name, which is there.
+	 * Removed, and nothing there: ESTALE, and the kernel looks again. */
+	static const char deleted[] = " (deleted)";
+	size_t dl = sizeof deleted - 1;
+	int gone = (size_t)len > dl && strcmp(objpath + len - dl, deleted) == 0;
+	if (gone)
+		objpath[len - dl] = '\0';
 	char *slash = strrchr(objpath, '/');
-	if (!slash || strstr(objpath, " (deleted)"))
+	if (!slash)
 		return -ESTALE;
 	*slash = '\0';
 	int dirfd = open(objpath[0] ? objpath : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct stat dir;
 	if (dirfd < 0)
 		return -ESTALE;
+	if (gone) {
+		snprintf(object, sizeof object, "%s", slash + 1);
+		if (faccessat(dirfd, object, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+			close(dirfd);
+			return -ESTALE;
+		}
+	}
 	int imod = n->variant == VK_IMOD_MRC;
 	char name[NAME_MAX + 1];
 	size_t olen = strlen(object);
@@ -241,37 +482,62 @@ int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 		snprintf(name, sizeof name, "%.*s.mrc", NAME_MAX - 4, object);
 	}
 	struct load_stage *s = stage_new(req, dirfd, name, object, imod);
+	int have_dir = fstat(dirfd, &dir) == 0;
 	close(dirfd);
 	if (!s)
 		return -ENOMEM;
-	int rc = handle_attach(req, n, s, fi);
-	if (rc < 0) {
-		stage_put(s);
-		return rc;
+	/* The copy's own node carries the view's mode and owner: the kernel
+	 * checks the copy's open against them again. */
+	struct stat look;
+	pid_t tid = fuse_req_ctx(req)->pid;
+	if (passthrough_enabled() && tid > 0 && have_dir &&
+	    view_node_stat(shmfs_of(req), n, &look) == 0) {
+		s->look_mode = look.st_mode;
+		s->look_uid = look.st_uid;
+		s->look_gid = look.st_gid;
+		s->has_look = 1;
+		pthread_mutex_lock(&s->lock);
+		s->refs++; /* the redirect's, given to its node */
+		pthread_mutex_unlock(&s->lock);
+		int rc = redirect_add(shmfs_of(req), tid, &dir, name, s);
+		if (rc == 1) {
+			stage_put(s);
+			return -ESTALE;
+		}
 	}
+	/* Staged through the daemon on the view's node. */
+	int rc = handle_attach(req, n, s, 0, fi);
+	stage_put(s); /* the handle has its own reference */
+	if (rc < 0)
+		return rc;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		load_release(shmfs_of(req), (struct handle *)(uintptr_t)fi->fh);
 	return 0;
 }
 
-void load_stat(struct node *n, struct stat *st)
+/* The attributes of stage S, seen as node N. */
+static void stage_stat(struct load_stage *s, struct node *n, struct stat *st)
 {
-	struct load_stage *s = n->stage;
 	struct stat m;
 	memset(st, 0, sizeof *st);
 	st->st_ino = (ino_t)(uintptr_t)n;
-	st->st_mode = S_IFREG | 0666;
+	st->st_mode = S_IFREG | (s->has_look ? s->look_mode & 07777 : 0666);
 	st->st_nlink = 1;
-	st->st_uid = s->uid == (uid_t)-1 ? 0 : s->uid;
-	st->st_gid = s->gid == (gid_t)-1 ? 0 : s->gid;
-	if (fstat(s->memfd, &m) == 0) {
-		st->st_size = m.st_size;
-		st->st_blocks = m.st_blocks;
-	}
+	st->st_uid = s->has_look ? s->look_uid : s->uid == (uid_t)-1 ? 0 : s->uid;
+	st->st_gid = s->has_look ? s->look_gid : s->gid == (gid_t)-1 ? 0 : s->gid;
+	if (fstat(s->memfd, &m) < 0)
+		memset(&m, 0, sizeof m);
+	st->st_size = m.st_size;
+	st->st_blocks = m.st_blocks;
 	st->st_blksize = 4096;
-	pthread_mutex_lock(&s->lock);
-	st->st_mtim = st->st_ctim = st->st_atim = s->mtime;
-	pthread_mutex_unlock(&s->lock);
+	st->st_atim = m.st_atim;
+	st->st_mtim = m.st_mtim;
+	st->st_ctim = m.st_ctim;
+}
+
+void load_stat(struct node *n, struct stat *st)
+{
+	stage_stat(n->stage, n, st);
 }
 
 void load_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
@@ -293,40 +559,51 @@ void load_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, 
 	ssize_t w = pwrite(s->memfd, buf, size, off);
 	if (w < 0)
 		return (void)fuse_reply_err(req, errno);
-	pthread_mutex_lock(&s->lock);
-	s->dirty = 1;
-	clock_gettime(CLOCK_REALTIME, &s->mtime);
-	pthread_mutex_unlock(&s->lock);
 	fuse_reply_write(req, (size_t)w);
 }
 
-int load_truncate(struct handle *h, off_t size)
+void load_setattr(fuse_req_t req, struct node *n, struct handle *h, struct stat *attr,
+		  int to_set)
+{
+	struct load_stage *s = h && h->load ? h->load : n->stage;
+	if ((to_set & FUSE_SET_ATTR_SIZE) && h && h->load) {
+		/* Not while a load reads the staged bytes: they would go
+		 * from under it. */
+		pthread_mutex_lock(&s->lock);
+		int rc = ftruncate(s->memfd, attr->st_size) < 0 ? -errno : 0;
+		pthread_mutex_unlock(&s->lock);
+		if (rc < 0)
+			return (void)fuse_reply_err(req, -rc);
+	}
+	struct stat st;
+	stage_stat(s, n, &st);
+	fuse_reply_attr(req, &st, 0);
+}
+
+/* FLUSH, or (LAST) the release that ends the copy. */
+static int flush_stage(struct handle *h, int last)
 {
 	struct load_stage *s = h->load;
-	if (ftruncate(s->memfd, size) < 0)
-		return -errno;
 	pthread_mutex_lock(&s->lock);
-	s->dirty = 1;
-	clock_gettime(CLOCK_REALTIME, &s->mtime);
+	int rc = stage_load(s, last);
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	return rc;
 }
 
 int load_flush(struct handle *h)
 {
-	struct load_stage *s = h->load;
-	pthread_mutex_lock(&s->lock);
-	int rc = s->dirty ? stage_load(s) : 0;
-	pthread_mutex_unlock(&s->lock);
-	return rc;
+	return flush_stage(h, 0);
 }
 
 void load_release(struct shmfs *fs, struct handle *h)
 {
 	open_untrack(fs, &h->item);
-	/* A last close whose FLUSH never came (the mount going away): load
-	 * what was written; nobody is left to be told of an error but the log. */
-	load_flush(h);
+	/* The copy's end: load what no FLUSH loaded (a FITS file never padded,
+	 * a last close whose FLUSH never came as the mount went away); nobody
+	 * is left to be told of an error but the log. */
+	flush_stage(h, 1);
+	if (h->passthrough)
+		inode_backing_put(h->node);
 	stage_put(h->load);
 	free(h);
 }

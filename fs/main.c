@@ -18,6 +18,7 @@
 
 #include "creds.h"
 #include "log.h"
+#include "fsload.h"
 #include "fsview.h"
 #include "passthrough.h"
 
@@ -27,6 +28,7 @@ struct options {
 	char *sysvdir;
 	char *passthrough;
 	double timeout;
+	double unlink_grace;
 	int reserve;
 	int foreground;
 	int debug;
@@ -42,6 +44,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("sysvdir=%s", sysvdir),
 	OPT("passthrough=%s", passthrough),
 	OPT("timeout=%lf", timeout),
+	OPT("unlink_grace=%lf", unlink_grace),
 	OPT("reserve", reserve),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -100,6 +103,11 @@ static void usage(const char *prog)
 	       "                     (default 1; data is always live, and new objects\n"
 	       "                     show at once: only changes made outside the mount\n"
 	       "                     to existing names and attributes can show late)\n"
+	       "  -o unlink_grace=SECS\n"
+	       "                     how long a stream whose view is removed waits for\n"
+	       "                     the same program to create the view again, which\n"
+	       "                     then loads it in place (astropy overwrite=True,\n"
+	       "                     CFITSIO's !name); default 1, 0 removes at once\n"
 	       "  -o reserve         growing a file with truncate reserves its memory\n"
 	       "                     (ENOSPC then, not SIGBUS at a store later); by\n"
 	       "                     default a file grows sparse, as on tmpfs\n"
@@ -203,7 +211,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = {.timeout = 1.0};
+	struct options o = {.timeout = 1.0, .unlink_grace = 1.0};
 	struct shmfs fs;
 	struct fuse_session *se = NULL;
 	int ret = 1;
@@ -238,6 +246,10 @@ int main(int argc, char *argv[])
 	enum passthrough_mode pt_mode = PASSTHROUGH_AUTO;
 	if (!(o.timeout >= 0 && o.timeout <= 86400)) {
 		fprintf(stderr, "shmfs: timeout must be between 0 and 86400 seconds\n");
+		goto out_args;
+	}
+	if (!(o.unlink_grace >= 0 && o.unlink_grace <= 3600)) {
+		fprintf(stderr, "shmfs: unlink_grace must be between 0 and 3600 seconds\n");
 		goto out_args;
 	}
 	if (o.passthrough && passthrough_parse_mode(o.passthrough, &pt_mode) < 0) {
@@ -312,6 +324,11 @@ int main(int argc, char *argv[])
 	if (fuse_daemonize(o.foreground) != 0)
 		goto out_unmount;
 	shm_log(SHM_LOG_INFO, "serving %s at %s", o.source, o.mountpoint);
+	/* After daemonizing: its worker thread would not survive the fork. */
+	if (replace_init(&fs, o.unlink_grace) < 0) {
+		fprintf(stderr, "shmfs: cannot start a thread\n");
+		goto out_unmount;
+	}
 
 	if (o.single_thread) {
 		ret = fuse_session_loop(se);
@@ -330,6 +347,7 @@ int main(int argc, char *argv[])
 	view_stop_all();
 
 out_unmount:
+	replace_finish(&fs); /* objects still in their unlink grace are removed */
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

@@ -66,8 +66,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			sysv_dir_stat(fs, &e.attr);
 			return (void)fuse_reply_entry(req, &e);
 		}
+		if (load_lookup(req, p, name)) /* a copy onto a view, redirected */
+			return;
 		if (links_lookup(req, p, name))
 			return;
+		if (replace_hidden(fs, p, name)) /* an unlinked object in its grace */
+			return (void)fuse_reply_err(req, ENOENT);
 		return posix_lookup(req, p, name);
 	case NODE_SYSV_DIR:
 		return sysv_dir_lookup(req, name);
@@ -127,6 +131,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	case NODE_SYSV_SEG:
 		return sysv_seg_setattr(req, n, attr, to_set, fi);
 	case NODE_VIEW: {
+		/* Through a copy onto the view (O_TRUNC): the copy's size. */
+		if (fi && HANDLE(fi)->load)
+			return load_setattr(req, n, HANDLE(fi), attr, to_set);
 		/* A view is made from its segment: times may be set (and are
 		 * ignored, as cp -p does) and its size set to what it is
 		 * (mrcfile does so on close); its mode and owner are the
@@ -168,19 +175,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			return (void)fuse_reply_err(req, EPERM);
 		return (void)fuse_reply_attr(req, &st, 0);
 	}
-	case NODE_LOAD: {
-		/* A copy being made: its size may change through its handle;
-		 * times, mode and owner (cp -p) are the stream's to set. */
-		struct handle *h = fi ? HANDLE(fi) : NULL;
-		if ((to_set & FUSE_SET_ATTR_SIZE) && h && h->load) {
-			int rc = load_truncate(h, attr->st_size);
-			if (rc < 0)
-				return (void)fuse_reply_err(req, -rc);
-		}
-		struct stat st;
-		load_stat(n, &st);
-		return (void)fuse_reply_attr(req, &st, 0);
-	}
+	case NODE_LOAD:
+		return load_setattr(req, n, fi ? HANDLE(fi) : NULL, attr, to_set);
 	default:
 		return (void)fuse_reply_err(req, EPERM);
 	}
@@ -257,6 +253,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return sysv_dir_unlink(req, name);
 	if (is_sysv_name(req, p, name))
 		return (void)fuse_reply_err(req, EISDIR);
+	/* A view's object waits a grace for its program to create it again. */
+	if (p->kind == NODE_POSIX && replace_unlink(req, p, name))
+		return;
 	if (p->kind == NODE_POSIX && links_unlink(req, p, name))
 		return;
 	posix_unlink(req, p, name, 0);
@@ -269,6 +268,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return (void)fuse_reply_err(req, ENOTDIR);
 	if (is_sysv_name(req, p, name))
 		return (void)fuse_reply_err(req, EBUSY);
+	if (p->kind == NODE_POSIX) /* rm -r: objects set aside in it go now */
+		replace_rmdir(shmfs_of(req), p, name);
 	posix_unlink(req, p, name, AT_REMOVEDIR);
 }
 
@@ -283,6 +284,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	if (is_sysv_name(req, p, name) || is_sysv_name(req, np, newname))
 		return (void)fuse_reply_err(req, EBUSY);
 	if (links_rename(req, p, name, np, newname, flags))
+		return;
+	/* A file renamed onto a view name is loaded (rsync, mv). */
+	if (replace_rename(req, p, name, np, newname, flags))
 		return;
 	posix_rename(req, p, name, np, newname, flags);
 }
@@ -306,9 +310,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 		return view_open(req, n, fi);
-	case NODE_LOAD:
-		/* Loaded or being loaded: the name is looked up again. */
-		return (void)fuse_reply_err(req, ESTALE);
+	case NODE_LOAD: {
+		/* A copy's own node (load_open_trunc), else ESTALE: loaded or
+		 * being loaded, the name is looked up again. */
+		int rc = load_open_redirected(req, n, fi);
+		if (rc < 0)
+			fuse_reply_err(req, -rc);
+		return;
+	}
 	default:
 		return (void)fuse_reply_err(req, EISDIR);
 	}
@@ -329,8 +338,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	char object[NAME_MAX + 1];
 	int imod;
 	if (load_target(name, object, sizeof object, &imod) &&
-	    faccessat(p->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+	    faccessat(p->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+		replace_reclaim(req, p, name); /* unlinked by this program: in place */
 		return load_create(req, p, name, object, imod, mode, fi);
+	}
 	posix_create(req, p, name, mode, fi);
 }
 
@@ -504,6 +515,18 @@ int dirsnap_has(void *snapshot, const char *name)
 	return 0;
 }
 
+void dirsnap_drop(void *snapshot, const char *name)
+{
+	struct dirsnap *d = snapshot;
+	for (size_t i = 0; i < d->count; i++) {
+		if (strcmp(d->entries[i].name, name) == 0) {
+			free(d->entries[i].name);
+			d->entries[i] = d->entries[--d->count];
+			return;
+		}
+	}
+}
+
 size_t dirsnap_count(void *snapshot) { return ((struct dirsnap *)snapshot)->count; }
 const char *dirsnap_name(void *snapshot, size_t i) { return ((struct dirsnap *)snapshot)->entries[i].name; }
 mode_t dirsnap_type(void *snapshot, size_t i) { return ((struct dirsnap *)snapshot)->entries[i].type; }
@@ -535,8 +558,10 @@ static int dirsnap_fill(struct shmfs *fs, struct node *n, struct dirsnap *d)
 		return rc ? rc : sysvview_list(fs, d);
 	}
 	int rc = posix_list(fs, n, d);
-	if (rc == 0)
+	if (rc == 0) {
+		replace_filter(fs, n, d);
 		rc = view_list(fs, n, d);
+	}
 	if (rc == 0 && n == &fs->root && shmfs_sysv_visible(fs))
 		rc = dirsnap_add(d, fs->sysvdir, sysv_ino(-1), S_IFDIR);
 	return rc;

@@ -28,6 +28,7 @@
 #include "cfshm.h"
 #include "log.h"
 #include "sysv.h"
+#include "viewcards.h"
 
 #define SNAP_IDLE_BYTES ((uint64_t)512 << 20) /* idle snapshots kept for the next open */
 #define SMALL_FRAME_BYTES ((uint64_t)4 << 20) /* copied raw in the writer's gap */
@@ -227,7 +228,7 @@ static int make_stream(struct probe *p, struct view_snap *s, int sealed)
 		s->mtime = p->stream.writetime;
 	if (q != ISIO_FRAME_WHOLE)
 		shm_log_once(SHM_LOG_WARN, "%s: CNT0 %llu served with card %s = '%s' (%s)", p->name,
-			     (unsigned long long)s->cnt0, ISIO_TORN_CARD, isio_frame_why(q),
+			     (unsigned long long)s->cnt0, VIEW_CARD_TORN, isio_frame_why(q),
 			     q == ISIO_FRAME_BUSY ? "no gap between frames in 300 ms"
 						  : "the write flag is set and no writer is alive");
 	return 0;

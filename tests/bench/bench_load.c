@@ -238,15 +238,17 @@ double load_update(struct bench *b, const struct bench_case *c, enum side side)
 }
 
 /* The same onto a name that does not exist: SOURCE/LOAD_COPY removed
- * before each direct run; stream LOAD_NEW removed (rm of its .fits through
- * the mount) before each mount run, so each copy makes it, with CNT0 1. */
+ * before each direct run; stream LOAD_NEW removed in SOURCE before each
+ * mount run (not through the mount: a view this process removes and
+ * creates again is loaded in place), so each copy makes it, with CNT0 1. */
 double load_new(struct bench *b, const struct bench_case *c, enum side side)
 {
-	char to[4096];
+	char to[4096], gone[4096];
 	struct phases *ph = new_phases(b, side);
 	path_of(to, sizeof to, b, c, side, side == DIRECT ? LOAD_COPY : LOAD_NEW ".fits");
-	if (unlink(to) < 0 && errno != ENOENT) {
-		fail("%s: rm %s: %s", c->name, to, strerror(errno));
+	snprintf(gone, sizeof gone, "%s/%s", b->source, side == DIRECT ? LOAD_COPY : LOAD_NEW ".im.shm");
+	if (unlink(gone) < 0 && errno != ENOENT) {
+		fail("%s: rm %s: %s", c->name, gone, strerror(errno));
 		return -1;
 	}
 	double t = copy_fits(b, to, ph, c->name);

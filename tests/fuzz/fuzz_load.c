@@ -1,4 +1,4 @@
-// core: load.c fitscheck.c fitsload.c fitstile.c isio.c isioframe.c imod.c elem.c guard.c
+// core: load.c loadpix.c fitscheck.c fitsload.c fitstile.c isio.c isioframe.c imod.c elem.c guard.c viewcards.c
 // pkg: cfitsio
 /* fuzz_load.c - the loader on arbitrary files. The first input byte picks
  * how the rest becomes a file, so that the fuzzer reaches deep without
@@ -8,7 +8,9 @@
  * (offset, byte) and a cut; 4 the bytes as an MRC file loaded into an IMOD
  * object. What load_fits_decode accepts is checked and, when small, loaded
  * into a stream in a private tmpfs (created, updated, replaced in turn as
- * the inputs differ). */
+ * the inputs differ). load_fits_decode_lazy must agree with it: the same
+ * result, and pixels left in the file only where they lie inside it and
+ * convert to the very values CFITSIO gives. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -146,12 +148,40 @@ static void check_image(const struct load_image *img)
 	}
 }
 
+/* The lazy decode of FILE against the eager one's result RC and IMG. */
+static void lazy_case(const unsigned char *file, size_t len, int rc, const struct load_image *img)
+{
+	struct load_image lazy;
+	char why[256];
+	why[0] = '\0';
+	int lrc = load_fits_decode_lazy(file, len, &lazy, why, sizeof why);
+	CHECK(lrc == rc || (rc == -ENOMEM) != (lrc == -ENOMEM));
+	if (lrc != 0 || rc != 0) {
+		if (lrc == 0)
+			load_image_free(&lazy);
+		return;
+	}
+	CHECK(lazy.type == img->type && lazy.nelement == img->nelement && lazy.nkw == img->nkw);
+	if (!lazy.pixels) {
+		CHECK(lazy.fits_data >= file && lazy.fits_data <= file + len &&
+		      lazy.datasize <= (uint64_t)(file + len - lazy.fits_data));
+		if (lazy.datasize <= (1 << 20)) {
+			unsigned char *native = malloc(lazy.datasize ? lazy.datasize : 1);
+			elem_from_fits(lazy.type, lazy.fits_data, native, lazy.nelement);
+			CHECK(memcmp(native, img->pixels, lazy.datasize) == 0);
+			free(native);
+		}
+	}
+	load_image_free(&lazy);
+}
+
 static void fits_case(const unsigned char *file, size_t len)
 {
 	struct load_image img;
 	char why[256];
 	why[0] = '\0';
 	int rc = load_fits_decode(file, len, &img, why, sizeof why);
+	lazy_case(file, len, rc, &img);
 	if (rc != 0) {
 		CHECK(rc == -EINVAL || rc == -EIO || rc == -EFBIG || rc == -ENOMEM);
 		CHECK(why[0] && !img.pixels && !img.keywords);

@@ -17,6 +17,7 @@
 
 #include "fitshdr.h"
 #include "view.h"
+#include "viewcards.h"
 
 #define CHUNK_ELEMS (1u << 18)
 #define FRAME_WAIT_MS 300   /* how long to wait for a gap between a writer's frames */
@@ -238,7 +239,7 @@ static int save_stream(int fd, const char *file, struct progress *p, char *why, 
 		snprintf(why, whylen, "the stream was cut short while it was read");
 	if (rc == 0 && q != ISIO_FRAME_WHOLE) /* saved all the same: say so */
 		fprintf(stderr, "shmtool: %s: not one whole frame, saved with card %s = '%s'\n",
-			s.name, ISIO_TORN_CARD, isio_frame_why(q));
+			s.name, VIEW_CARD_TORN, isio_frame_why(q));
 	struct fits_header h;
 	fitshdr_init(&h);
 	if (rc == 0)

@@ -381,15 +381,32 @@ class SaveTest(ShmtoolCase):
         self.fails('save', 'cam', os.path.join(self.tmp, 'x.mrc'), name='cam')
 
     def test_consistent_frames_under_a_writer(self):
+        # A writer flat out may leave no gap a frame fits in: then the frame
+        # is saved as it stands, never refused, and says so (the SHMTORN
+        # card, one note on stderr). A frame without the card is whole.
         dims = (256, 256)
         self.stream('fast', 9, dims)
         with isio.busy_writer(os.path.join(SHM, 'fast.im.shm'), dims):
             for i in range(8):
                 out = os.path.join(self.tmp, f'f{i}.fits')
-                self.run_tool('save', 'fast', out)
+                r = self.run_tool('save', 'fast', out, ok=False)
+                self.assertEqual(r.returncode, 0, f'shmtool save failed:\n{r.stderr}')
+                for pattern in CRASH:
+                    self.assertNotIn(pattern, r.stderr)
                 hdr, data = self.fits_data(out)
-                self.assertTrue((data == data.flat[0]).all(), f'frame {i} torn')
+                if 'SHMTORN' in hdr:
+                    self.assertRegex(hdr['SHMTORN'], r'writer (left no gap|stopped mid-frame)')
+                    self.assertRegex(r.stderr, r'^shmtool: fast: not one whole frame')
+                    continue
+                self.assertEqual(r.stderr, '', f'frame {i}: a note without SHMTORN')
+                self.assertTrue((data == data.flat[0]).all(), f'frame {i} torn, no SHMTORN')
                 self.assertEqual(hdr['CNT0'], int(data.flat[0]))
+        # Once the writer stops, a save is whole and unmarked.
+        out = os.path.join(self.tmp, 'after.fits')
+        self.run_tool('save', 'fast', out)
+        hdr, data = self.fits_data(out)
+        self.assertNotIn('SHMTORN', hdr)
+        self.assertEqual(hdr['CNT0'], int(data.flat[0]))
 
     def test_imod(self):
         import mrcfile

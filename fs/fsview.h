@@ -53,6 +53,14 @@ int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse
  * already in it (a view never hides a real file of the same name). */
 int view_list(struct shmfs *fs, struct node *dir, void *snapshot);
 
+/* A copy onto view node N (an O_TRUNC open that loads, load.c) is staged on
+ * N itself: the open empties the kernel's inode for every open of it, so N
+ * must be nobody else's. N is taken out of the lookup path (later lookups
+ * make a fresh node); returns 0 when no other open reads it, -ESTALE when
+ * others do and it was current (the kernel's retry finds a fresh node), or
+ * -EBUSY. */
+int viewgen_take_for_copy(struct shmfs *fs, struct node *n);
+
 void view_getattr(fuse_req_t req, struct node *n);
 /* The attributes of view node N; 0 or -errno. */
 int view_node_stat(struct shmfs *fs, struct node *n, struct stat *st);

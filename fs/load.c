@@ -283,13 +283,14 @@ void load_create(fuse_req_t req, struct node *parent, const char *name, const ch
  * A view's node is shared by every program that looks its name up, and the
  * kernel binds one backing file to a node: while one open of it is served
  * by passthrough, every other open of the node that is not passthrough with
- * that very file fails (EIO). So a copy onto a view does not claim the
- * view's node. With passthrough on, the daemon makes the copy a node of its
- * own (NODE_LOAD: its stage ready, the view's mode and owner) and answers
+ * that very file fails (EIO); and an O_TRUNC open empties the kernel's
+ * inode (its size, its pages) for every open of it, passthrough or not. So
+ * a copy onto a view does not use the view's node: the daemon makes the
+ * copy a node of its own (NODE_LOAD: its stage ready, the view's mode and owner) and answers
  * the OPEN with ESTALE; the kernel then looks the name up again, and this
  * thread's lookups of the name are given that node (for REDIRECT_SECONDS), so
- * the copy's OPEN reaches it and the kernel writes the staging file itself.
- * Everyone else's lookups keep getting the view. */
+ * the copy's OPEN reaches it (and with passthrough, the kernel writes the
+ * staging file itself). Everyone else's lookups keep getting the view. */
 
 #define REDIRECT_SLOTS 64
 #define REDIRECT_SECONDS 2
@@ -490,8 +491,7 @@ int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	 * checks the copy's open against them again. */
 	struct stat look;
 	pid_t tid = fuse_req_ctx(req)->pid;
-	if (passthrough_enabled() && tid > 0 && have_dir &&
-	    view_node_stat(shmfs_of(req), n, &look) == 0) {
+	if (tid > 0 && have_dir && view_node_stat(shmfs_of(req), n, &look) == 0) {
 		s->look_mode = look.st_mode;
 		s->look_uid = look.st_uid;
 		s->look_gid = look.st_gid;
@@ -505,8 +505,15 @@ int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 			return -ESTALE;
 		}
 	}
-	/* Staged through the daemon on the view's node. */
-	int rc = handle_attach(req, n, s, 0, fi);
+	/* No redirect (a caller in another PID namespace, no free slot):
+	 * staged through the daemon on the view's node, if nobody else
+	 * reads it. */
+	int rc = viewgen_take_for_copy(shmfs_of(req), n);
+	if (rc < 0) {
+		stage_put(s);
+		return rc;
+	}
+	rc = handle_attach(req, n, s, 0, fi);
 	stage_put(s); /* the handle has its own reference */
 	if (rc < 0)
 		return rc;

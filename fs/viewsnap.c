@@ -591,6 +591,18 @@ int viewgen_open_private(struct shmfs *fs, struct node *n, int loose_ok, struct 
 	return rc;
 }
 
+int viewgen_take_for_copy(struct shmfs *fs, struct node *n)
+{
+	struct view_gen *g = n->gen;
+	if (!g)
+		return 0;
+	pthread_mutex_lock(&n->lock);
+	int busy = g->opens > 0 || g->claimed;
+	int was_current = inode_view_retire(&fs->table, n);
+	pthread_mutex_unlock(&n->lock);
+	return !busy ? 0 : was_current ? -ESTALE : -EBUSY;
+}
+
 void viewgen_hold_backing(struct node *n, struct view_snap *s)
 {
 	struct view_gen *g = n->gen;

@@ -2,14 +2,17 @@
 people at an instrument reach the real-time computer: sshd on 127.0.0.1
 (tests/mount/sshd.py) serves the test's mount, and the clients are scp,
 sftp, rsync, sshfs and DS9. Copying a view out (scp host:/shm/X.fits .)
-saves one whole frame, also under a busy writer; scp of a FITS file to a new
-name makes the stream; sftp lists the mount; sshfs shows the mount's files,
+saves one whole frame, also under a busy writer; scp, rsync and rsync
+--inplace of a FITS file onto a stream's view load it in place (a reader
+waiting on the stream wakes), to a new name make the stream, and a bad file
+changes nothing; sftp lists the mount; sshfs shows the mount's files,
 reads raw files byte for byte, and each open of a view through sshfs gives
 the frame the stream holds then, to astropy, CFITSIO and DS9 (under Xvfb)."""
 
 import os
 import signal
 import subprocess
+import time
 
 import numpy as np
 
@@ -107,6 +110,70 @@ class CopyInTest(SSHCase):
                                           isio.stream_layout(self.s('dark.im.shm'))),
                          a.tobytes())
         self.assert_astropy_pixels(self.m('dark.fits'), a, {'EXPTIME': 0.5})
+
+
+    def replace_waking(self, copy):
+        """Stream cam (64x48 float, CNT0 41) with a reader blocked on its
+        semaphore 3; COPY(local FITS file of a new frame) sends it over SSH
+        onto host:/shm/cam.fits. The copy loads in place: the reader wakes
+        with CNT0 42, the stream is the same inode and holds the new frame,
+        and nothing else is left in SOURCE."""
+        from astropy.io import fits
+        self.stream('cam', value=0, cnt0=41)
+        ino = os.stat(self.s('cam.im.shm')).st_ino
+        new = (np.arange(64 * 48, dtype=np.float32) / 7).reshape(48, 64)
+        src = os.path.join(self.local, 'frame.fits')
+        fits.PrimaryHDU(new).writeto(src, overwrite=True)
+        # A file made earlier: rsync skips a file whose size and mtime (to
+        # the second) match, and a frame of the same shape has the same size.
+        os.utime(src, (time.time() - 3600, time.time() - 3600))
+        with isio.waiting(self.s('cam.im.shm'), 3, 20) as waiter:
+            self.host.check(copy(src))
+            out, err = waiter.communicate(timeout=15)
+        self.assertEqual(waiter.returncode, 0, f'{out} {err}')
+        self.assertEqual(out.split(), ['woken', '42'])
+        self.assertEqual(os.stat(self.s('cam.im.shm')).st_ino, ino, 'loaded in place')
+        self.assertEqual(isio.read_state(self.s('cam.im.shm'))['cnt0'], 42)
+        self.assert_astropy_pixels(self.m('cam.fits'), new, {'CNT0': 42})
+        self.assertEqual(sorted(os.listdir(self.source)), ['cam.im.shm'])
+
+    def test_scp_onto_a_stream_loads_it_in_place(self):
+        # OpenSSH's SFTP server opens without O_TRUNC, writes from offset
+        # 0, then sets the size: a writable open of the view whose header
+        # changed, loaded at close.
+        self.replace_waking(lambda src: self.host.scp(src, f'host:{self.m("cam.fits")}'))
+
+    def test_rsync_onto_a_stream_loads_it_in_place(self):
+        # rsync writes a temporary file beside the name and renames it.
+        self.replace_waking(lambda src: self.host.rsync(src, f'host:{self.m("cam.fits")}'))
+
+    def test_rsync_inplace_onto_a_stream_loads_it_in_place(self):
+        # --inplace: the view itself is rewritten, then cut to size.
+        self.replace_waking(lambda src: self.host.rsync('--inplace', '--no-whole-file', src,
+                                                        f'host:{self.m("cam.fits")}'))
+
+    def test_rsync_to_a_new_name_makes_a_stream(self):
+        from astropy.io import fits
+        a = (np.arange(32 * 24, dtype=np.float32) / 3).reshape(24, 32)
+        src = os.path.join(self.local, 'flat.fits')
+        fits.PrimaryHDU(a).writeto(src)
+        self.host.check(self.host.rsync(src, f'host:{self.m("flat.fits")}'))
+        self.assertEqual(isio.read_state(self.s('flat.im.shm'))['cnt0'], 1)
+        self.assert_astropy_pixels(self.m('flat.fits'), a)
+        self.assertEqual(sorted(os.listdir(self.source)), ['flat.im.shm'])
+
+    def test_a_bad_file_is_refused_and_changes_nothing(self):
+        a = self.stream('cam', cnt0=7)
+        before = self.read(self.s('cam.im.shm'))
+        bad = os.path.join(self.local, 'bad.fits')
+        self.write(bad, b'SIMPLE  =                    T' + b' ' * 50 + b'not a FITS file' * 40)
+        for copy in (lambda: self.host.scp(bad, f'host:{self.m("cam.fits")}'),
+                     lambda: self.host.rsync(bad, f'host:{self.m("cam.fits")}')):
+            r = copy()
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(self.read(self.s('cam.im.shm')), before)
+            self.assertEqual(sorted(os.listdir(self.source)), ['cam.im.shm'])
+        self.assert_astropy_pixels(self.m('cam.fits'), a, {'CNT0': 7})
 
 
 class SSHFSTest(SSHCase):

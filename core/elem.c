@@ -14,6 +14,10 @@
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define ELEM_STREAM_STORES 1
+#endif
 
 struct elem_info {
 	size_t size;
@@ -179,16 +183,36 @@ typedef uint16_t vec_half __attribute__((vector_size(VEC_BYTES / 2)));
 	({ vec_u32 v_ = ((v) << 16) | ((v) >> 16); \
 	   ((v_ & 0x00ff00ffu) << 8) | ((v_ >> 8) & 0x00ff00ffu); })
 
+/* One vector of results at D: with STREAM, by stores that bypass the caches
+ * (D is then 16-byte aligned: the callers start the vector loops so). */
+static inline void vec_store(uint8_t *d, const void *v, int stream)
+{
+#ifdef ELEM_STREAM_STORES
+	if (stream) {
+		__m128i lo, hi;
+		memcpy(&lo, v, sizeof lo);
+		memcpy(&hi, (const uint8_t *)v + sizeof lo, sizeof hi);
+		_mm_stream_si128((__m128i *)(void *)d, lo);
+		_mm_stream_si128((__m128i *)(void *)(d + sizeof lo), hi);
+		return;
+	}
+#else
+	(void)stream;
+#endif
+	memcpy(d, v, VEC_BYTES);
+}
+
 /* Byte i of DST = byte i of SRC xor FLIP (int8's top bit). */
 ELEM_CLONES
-static void flip8(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint8_t flip)
+static void flip8(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint8_t flip,
+		  int stream)
 {
 	size_t i = 0;
 	for (; i + VEC_BYTES <= n; i += VEC_BYTES) {
 		vec_u8 v;
 		memcpy(&v, s + i, sizeof v);
 		v ^= flip;
-		memcpy(d + i, &v, sizeof v);
+		vec_store(d + i, &v, stream);
 	}
 	for (; i < n; i++)
 		d[i] = s[i] ^ flip;
@@ -196,7 +220,8 @@ static void flip8(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint
 
 /* Each of N 16-bit words: xor PRE, then reverse the bytes. */
 ELEM_CLONES
-static void swap16(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint16_t pre)
+static void swap16(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint16_t pre,
+		   int stream)
 {
 	const size_t step = VEC_BYTES / 2;
 	size_t i = 0;
@@ -205,7 +230,7 @@ static void swap16(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uin
 		memcpy(&v, s + 2 * i, sizeof v);
 		v ^= pre;
 		v = (v << 8) | (v >> 8);
-		memcpy(d + 2 * i, &v, sizeof v);
+		vec_store(d + 2 * i, &v, stream);
 	}
 	for (; i < n; i++) {
 		uint16_t w;
@@ -217,7 +242,8 @@ static void swap16(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uin
 
 /* Each of N 32-bit words: xor PRE, then reverse the bytes. */
 ELEM_CLONES
-static void swap32(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint32_t pre)
+static void swap32(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint32_t pre,
+		   int stream)
 {
 	const size_t step = VEC_BYTES / 4;
 	size_t i = 0;
@@ -226,7 +252,7 @@ static void swap32(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uin
 		memcpy(&v, s + 4 * i, sizeof v);
 		v ^= pre;
 		v = VEC_BSWAP32(v);
-		memcpy(d + 4 * i, &v, sizeof v);
+		vec_store(d + 4 * i, &v, stream);
 	}
 	for (; i < n; i++) {
 		uint32_t w;
@@ -238,7 +264,8 @@ static void swap32(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uin
 
 /* Each of N 64-bit words: xor PRE, then reverse the bytes. */
 ELEM_CLONES
-static void swap64(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint64_t pre)
+static void swap64(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint64_t pre,
+		   int stream)
 {
 	const size_t step = VEC_BYTES / 8;
 	size_t i = 0;
@@ -249,7 +276,7 @@ static void swap64(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uin
 		v = (v << 32) | (v >> 32);
 		v = ((v & 0x0000ffff0000ffffu) << 16) | ((v >> 16) & 0x0000ffff0000ffffu);
 		v = ((v & 0x00ff00ff00ff00ffu) << 8) | ((v >> 8) & 0x00ff00ff00ff00ffu);
-		memcpy(d + 8 * i, &v, sizeof v);
+		vec_store(d + 8 * i, &v, stream);
 	}
 	for (; i < n; i++) {
 		uint64_t w;
@@ -261,7 +288,7 @@ static void swap64(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uin
 
 /* half_to_float_bits on vectors, then to big-endian. */
 ELEM_CLONES
-static void half_to_fits(const uint8_t *restrict s, uint8_t *restrict d, size_t n)
+static void half_to_fits(const uint8_t *restrict s, uint8_t *restrict d, size_t n, int stream)
 {
 	const size_t step = VEC_BYTES / 4;
 	size_t i = 0;
@@ -278,7 +305,7 @@ static void half_to_fits(const uint8_t *restrict s, uint8_t *restrict d, size_t 
 		r = VEC_SELECT((vec_i32)em >= 0x7c00, infnan, r);
 		r |= sign;
 		r = VEC_BSWAP32(r);
-		memcpy(d + 4 * i, &r, sizeof r);
+		vec_store(d + 4 * i, &r, stream);
 	}
 	for (; i < n; i++) {
 		uint16_t h;
@@ -327,47 +354,52 @@ static void half_from_fits(const uint8_t *restrict s, uint8_t *restrict d, size_
 
 /* FITS = bswap(native ^ top), so native = bswap(FITS) ^ top =
  * bswap(FITS ^ bswap(top)): both directions are the same loops, the inverse
- * with the flip mask byte-swapped. */
-static void convert(enum elem_type t, const void *src, void *dst, size_t n, int to_fits)
+ * with the flip mask byte-swapped. STREAM: to FITS only, DST 16-byte aligned
+ * (the stores of the scalar tails are ordinary ones). */
+static void convert(enum elem_type t, const void *src, void *dst, size_t n, int to_fits,
+		    int stream)
 {
 	const uint8_t *s = src;
 	uint8_t *d = dst;
 	switch (t) {
 	case ELEM_U8:
-		memcpy(d, s, n);
+		if (stream)
+			flip8(s, d, n, 0, 1);
+		else
+			memcpy(d, s, n);
 		break;
 	case ELEM_I8:
-		flip8(s, d, n, 0x80);
+		flip8(s, d, n, 0x80, stream);
 		break;
 	case ELEM_U16:
-		swap16(s, d, n, to_fits ? TOP16 : __builtin_bswap16(TOP16));
+		swap16(s, d, n, to_fits ? TOP16 : __builtin_bswap16(TOP16), stream);
 		break;
 	case ELEM_I16:
-		swap16(s, d, n, 0);
+		swap16(s, d, n, 0, stream);
 		break;
 	case ELEM_U32:
-		swap32(s, d, n, to_fits ? TOP32 : __builtin_bswap32(TOP32));
+		swap32(s, d, n, to_fits ? TOP32 : __builtin_bswap32(TOP32), stream);
 		break;
 	case ELEM_I32:
 	case ELEM_F32:
-		swap32(s, d, n, 0);
+		swap32(s, d, n, 0, stream);
 		break;
 	case ELEM_C64:
-		swap32(s, d, 2 * n, 0);
+		swap32(s, d, 2 * n, 0, stream);
 		break;
 	case ELEM_U64:
-		swap64(s, d, n, to_fits ? TOP64 : __builtin_bswap64(TOP64));
+		swap64(s, d, n, to_fits ? TOP64 : __builtin_bswap64(TOP64), stream);
 		break;
 	case ELEM_I64:
 	case ELEM_F64:
-		swap64(s, d, n, 0);
+		swap64(s, d, n, 0, stream);
 		break;
 	case ELEM_C128:
-		swap64(s, d, 2 * n, 0);
+		swap64(s, d, 2 * n, 0, stream);
 		break;
 	case ELEM_F16:
 		if (to_fits)
-			half_to_fits(s, d, n);
+			half_to_fits(s, d, n, stream);
 		else
 			half_from_fits(s, d, n);
 		break;
@@ -378,10 +410,37 @@ static void convert(enum elem_type t, const void *src, void *dst, size_t n, int 
 
 void elem_to_fits(enum elem_type t, const void *src, void *dst, size_t n)
 {
-	convert(t, src, dst, n, 1);
+	convert(t, src, dst, n, 1, 0);
 }
 
 void elem_from_fits(enum elem_type t, const void *src, void *dst, size_t n)
 {
-	convert(t, src, dst, n, 0);
+	convert(t, src, dst, n, 0, 0);
+}
+
+void elem_to_fits_uncached(enum elem_type t, const void *src, void *dst, size_t n)
+{
+	struct elem_fits f;
+	if (elem_fits(t, &f) < 0)
+		return;
+	const uint8_t *s = src;
+	uint8_t *d = dst;
+	size_t in = elem_size(t), out = f.fits_size;
+	/* Ordinary stores up to the first 16-byte boundary of DST that an
+	 * element starts on; none when elements never start on one. */
+	size_t head = 0;
+	while (head < n && head < 16 && ((uintptr_t)(d + head * out) & 15))
+		head++;
+	if (head == n || ((uintptr_t)(d + head * out) & 15)) {
+		convert(t, s, d, n, 1, 0);
+		return;
+	}
+	convert(t, s, d, head, 1, 0);
+#ifdef ELEM_STREAM_STORES
+	convert(t, s + head * in, d + head * out, n - head, 1, 1);
+	/* Streaming stores are weakly ordered: done before anyone is told. */
+	_mm_sfence();
+#else
+	convert(t, s + head * in, d + head * out, n - head, 1, 0);
+#endif
 }

@@ -111,9 +111,7 @@ static int spare_make(uint64_t size, struct spare *s)
 	if (s->fd < 0)
 		return -errno;
 	int rc = 0;
-	/* Its pages made in one call come physically in order (viewsnap.c,
-	 * take_file); the mapping's faults fill them in. */
-	if (fallocate(s->fd, 0, 0, (off_t)size) < 0 && ftruncate(s->fd, (off_t)size) < 0)
+	if (ftruncate(s->fd, (off_t)size) < 0)
 		rc = -errno;
 	if (rc == 0) {
 		void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, s->fd,

@@ -19,17 +19,17 @@
  *   whose vma holds the file it was made from (passthrough maps the backing
  *   file itself), in forked children too. A reader's mapping thus keeps
  *   its frame as long as it lasts.
- * - What no file description shows are pages a reader lent out before its
- *   close: splice and sendfile put references to the pages themselves into
- *   a pipe or a socket's queue (and vmsplice, O_DIRECT or zero-copy sends
- *   pin pages of a mapping), which the kernel lets no one else see. A file
- *   is therefore reused no sooner than VIEWSPARE_GRACE_MS after its last
- *   close: time for such queues to drain when their reader keeps up. One
- *   that is read later than that (a pipe nobody reads, a socket queue
- *   stalled by a slow link) can show pages of a later frame.
- * - Spares: when no file of a size was free, one worker thread makes the
- *   next file of that size beforehand (memfd, size, pages populated in a
- *   shared mapping).
+ * - What no file description shows are pages lent out: splice and sendfile
+ *   put references to the pages themselves into a pipe or a socket's queue
+ *   (and vmsplice, O_DIRECT or zero-copy sends pin pages of a mapping, which
+ *   may outlive it), and the kernel lets no one else see page references.
+ *   A file is therefore reused no sooner than VIEWSPARE_GRACE_MS after its
+ *   last close: time for such queues to drain when their reader keeps up.
+ *   One read later than that (a pipe nobody reads, a socket queue stalled
+ *   by a slow link) can show pages of a later frame.
+ * - Spares: when the files of a size kept here were all still held by
+ *   readers, one worker thread makes the next file of that size beforehand
+ *   (memfd, size, pages populated in a shared mapping).
  *
  * The worker also unmaps and closes large snapshots that are let go, so no
  * op pays for that either. Files nobody took for SPARE_IDLE_S go.

@@ -458,11 +458,9 @@ void elem_to_fits_uncached(enum elem_type t, const void *src, void *dst, size_t 
 		return;
 	}
 	convert(t, s, d, head, 1, 0);
-#ifdef ELEM_STREAM_STORES
 	convert(t, s + head * in, d + head * out, n - head, 1, 1);
+#ifdef ELEM_STREAM_STORES
 	/* Streaming stores are weakly ordered: done before anyone is told. */
 	_mm_sfence();
-#else
-	convert(t, s + head * in, d + head * out, n - head, 1, 0);
 #endif
 }

@@ -5,15 +5,18 @@
  * frame key the lookup saw (a stream's CNT0, write time and keywords; other
  * views have none). Its first open makes the snapshot: a memfd holding the
  * whole view file of the frame taken then, sealed so nothing can write it
- * again, and the key becomes that frame's. Later lookups answer with the same node while
- * the object still holds that frame; a view without a frame counter gets a
- * new node once its snapshot is made, so every open after that reads the
- * object again. A snapshot is kept after its last close while its node is
- * its view's current generation, so an unchanged frame is never converted
- * twice; idle snapshots are dropped oldest first past SNAP_IDLE_BYTES, and
- * at once when a newer generation takes the node's place. An open of a node
- * whose snapshot was dropped answers ESTALE: the kernel looks the name up
- * again and gets the current node. */
+ * again (but the daemon's own mapping of a large stream frame's file, which
+ * writes a later frame into it once the snapshot is let go and nobody else
+ * has the file: viewspare.c), and the key becomes that frame's. Later
+ * lookups answer with the same node while the object still holds that
+ * frame; a view without a frame counter gets a new node once its snapshot
+ * is made, so every open after that reads the object again. A snapshot is
+ * kept after its last close while its node is its view's current
+ * generation, so an unchanged frame is never converted twice; idle
+ * snapshots are dropped oldest first past SNAP_IDLE_BYTES, and at once when
+ * a newer generation takes the node's place. An open of a node whose
+ * snapshot was dropped answers ESTALE: the kernel looks the name up again
+ * and gets the current node. */
 #define _GNU_SOURCE
 #include "viewint.h"
 

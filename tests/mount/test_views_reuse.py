@@ -19,8 +19,9 @@ import numpy as np
 from harness import MountTestCase, daemon_pids, with_variants
 import isio
 
-# Frames above 4 MiB are converted into files of the pool.
-NX, NY = 1536, 1024
+# Frames above 4 MiB are converted into files of the pool, and from 16 MiB
+# with stores that bypass the caches (core/view.c): 16 MiB here.
+NX, NY = 2048, 2048
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)

@@ -14,6 +14,10 @@
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define ELEM_STREAM_STORES 1
+#endif
 
 struct elem_info {
 	size_t size;
@@ -179,114 +183,156 @@ typedef uint16_t vec_half __attribute__((vector_size(VEC_BYTES / 2)));
 	({ vec_u32 v_ = ((v) << 16) | ((v) >> 16); \
 	   ((v_ & 0x00ff00ffu) << 8) | ((v_ >> 8) & 0x00ff00ffu); })
 
+/* The vector loops below are each built twice: storing their results with
+ * ordinary stores, and (the _uncached ones, for elem_to_fits_uncached) with
+ * stores that bypass the caches, D then 16-byte aligned (the caller starts
+ * the loops so). The ordinary ones stay plain memcpy stores: an unoptimised
+ * build runs them as fast as before (a store helper with a flag made the
+ * sanitized test build's conversions half as fast again). */
+#define STORE_CACHED(d, v) memcpy((d), &(v), sizeof(v))
+#ifdef ELEM_STREAM_STORES
+#define STORE_UNCACHED(d, v)                                                           \
+	do {                                                                           \
+		__m128i lo_, hi_;                                                      \
+		memcpy(&lo_, &(v), sizeof lo_);                                        \
+		memcpy(&hi_, (const uint8_t *)&(v) + sizeof lo_, sizeof hi_);          \
+		_mm_stream_si128((__m128i *)(void *)(d), lo_);                         \
+		_mm_stream_si128((__m128i *)(void *)((d) + sizeof lo_), hi_);          \
+	} while (0)
+#else
+#define STORE_UNCACHED STORE_CACHED
+#endif
+
 /* Byte i of DST = byte i of SRC xor FLIP (int8's top bit). */
-ELEM_CLONES
-static void flip8(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint8_t flip)
-{
-	size_t i = 0;
-	for (; i + VEC_BYTES <= n; i += VEC_BYTES) {
-		vec_u8 v;
-		memcpy(&v, s + i, sizeof v);
-		v ^= flip;
-		memcpy(d + i, &v, sizeof v);
+#define DEFINE_FLIP8(name, STORE)                                                      \
+	ELEM_CLONES                                                                    \
+	static void name(const uint8_t *restrict s, uint8_t *restrict d, size_t n,    \
+			 uint8_t flip)                                                 \
+	{                                                                              \
+		size_t i = 0;                                                          \
+		for (; i + VEC_BYTES <= n; i += VEC_BYTES) {                           \
+			vec_u8 v;                                                      \
+			memcpy(&v, s + i, sizeof v);                                   \
+			v ^= flip;                                                     \
+			STORE(d + i, v);                                               \
+		}                                                                      \
+		for (; i < n; i++)                                                     \
+			d[i] = s[i] ^ flip;                                            \
 	}
-	for (; i < n; i++)
-		d[i] = s[i] ^ flip;
-}
+DEFINE_FLIP8(flip8, STORE_CACHED)
+DEFINE_FLIP8(flip8_uncached, STORE_UNCACHED)
 
 /* Each of N 16-bit words: xor PRE, then reverse the bytes. */
-ELEM_CLONES
-static void swap16(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint16_t pre)
-{
-	const size_t step = VEC_BYTES / 2;
-	size_t i = 0;
-	for (; i + step <= n; i += step) {
-		vec_u16 v;
-		memcpy(&v, s + 2 * i, sizeof v);
-		v ^= pre;
-		v = (v << 8) | (v >> 8);
-		memcpy(d + 2 * i, &v, sizeof v);
+#define DEFINE_SWAP16(name, STORE)                                                     \
+	ELEM_CLONES                                                                    \
+	static void name(const uint8_t *restrict s, uint8_t *restrict d, size_t n,    \
+			 uint16_t pre)                                                 \
+	{                                                                              \
+		const size_t step = VEC_BYTES / 2;                                     \
+		size_t i = 0;                                                          \
+		for (; i + step <= n; i += step) {                                     \
+			vec_u16 v;                                                     \
+			memcpy(&v, s + 2 * i, sizeof v);                               \
+			v ^= pre;                                                      \
+			v = (v << 8) | (v >> 8);                                       \
+			STORE(d + 2 * i, v);                                           \
+		}                                                                      \
+		for (; i < n; i++) {                                                   \
+			uint16_t w;                                                    \
+			memcpy(&w, s + 2 * i, sizeof w);                               \
+			w = __builtin_bswap16(w ^ pre);                                \
+			memcpy(d + 2 * i, &w, sizeof w);                               \
+		}                                                                      \
 	}
-	for (; i < n; i++) {
-		uint16_t w;
-		memcpy(&w, s + 2 * i, sizeof w);
-		w = __builtin_bswap16(w ^ pre);
-		memcpy(d + 2 * i, &w, sizeof w);
-	}
-}
+DEFINE_SWAP16(swap16, STORE_CACHED)
+DEFINE_SWAP16(swap16_uncached, STORE_UNCACHED)
 
 /* Each of N 32-bit words: xor PRE, then reverse the bytes. */
-ELEM_CLONES
-static void swap32(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint32_t pre)
-{
-	const size_t step = VEC_BYTES / 4;
-	size_t i = 0;
-	for (; i + step <= n; i += step) {
-		vec_u32 v;
-		memcpy(&v, s + 4 * i, sizeof v);
-		v ^= pre;
-		v = VEC_BSWAP32(v);
-		memcpy(d + 4 * i, &v, sizeof v);
+#define DEFINE_SWAP32(name, STORE)                                                     \
+	ELEM_CLONES                                                                    \
+	static void name(const uint8_t *restrict s, uint8_t *restrict d, size_t n,    \
+			 uint32_t pre)                                                 \
+	{                                                                              \
+		const size_t step = VEC_BYTES / 4;                                     \
+		size_t i = 0;                                                          \
+		for (; i + step <= n; i += step) {                                     \
+			vec_u32 v;                                                     \
+			memcpy(&v, s + 4 * i, sizeof v);                               \
+			v ^= pre;                                                      \
+			v = VEC_BSWAP32(v);                                            \
+			STORE(d + 4 * i, v);                                           \
+		}                                                                      \
+		for (; i < n; i++) {                                                   \
+			uint32_t w;                                                    \
+			memcpy(&w, s + 4 * i, sizeof w);                               \
+			w = __builtin_bswap32(w ^ pre);                                \
+			memcpy(d + 4 * i, &w, sizeof w);                               \
+		}                                                                      \
 	}
-	for (; i < n; i++) {
-		uint32_t w;
-		memcpy(&w, s + 4 * i, sizeof w);
-		w = __builtin_bswap32(w ^ pre);
-		memcpy(d + 4 * i, &w, sizeof w);
-	}
-}
+DEFINE_SWAP32(swap32, STORE_CACHED)
+DEFINE_SWAP32(swap32_uncached, STORE_UNCACHED)
 
 /* Each of N 64-bit words: xor PRE, then reverse the bytes. */
-ELEM_CLONES
-static void swap64(const uint8_t *restrict s, uint8_t *restrict d, size_t n, uint64_t pre)
-{
-	const size_t step = VEC_BYTES / 8;
-	size_t i = 0;
-	for (; i + step <= n; i += step) {
-		vec_u64 v;
-		memcpy(&v, s + 8 * i, sizeof v);
-		v ^= pre;
-		v = (v << 32) | (v >> 32);
-		v = ((v & 0x0000ffff0000ffffu) << 16) | ((v >> 16) & 0x0000ffff0000ffffu);
-		v = ((v & 0x00ff00ff00ff00ffu) << 8) | ((v >> 8) & 0x00ff00ff00ff00ffu);
-		memcpy(d + 8 * i, &v, sizeof v);
+#define DEFINE_SWAP64(name, STORE)                                                     \
+	ELEM_CLONES                                                                    \
+	static void name(const uint8_t *restrict s, uint8_t *restrict d, size_t n,    \
+			 uint64_t pre)                                                 \
+	{                                                                              \
+		const size_t step = VEC_BYTES / 8;                                     \
+		size_t i = 0;                                                          \
+		for (; i + step <= n; i += step) {                                     \
+			vec_u64 v;                                                     \
+			memcpy(&v, s + 8 * i, sizeof v);                               \
+			v ^= pre;                                                      \
+			v = (v << 32) | (v >> 32);                                     \
+			v = ((v & 0x0000ffff0000ffffu) << 16) |                        \
+			    ((v >> 16) & 0x0000ffff0000ffffu);                         \
+			v = ((v & 0x00ff00ff00ff00ffu) << 8) |                         \
+			    ((v >> 8) & 0x00ff00ff00ff00ffu);                          \
+			STORE(d + 8 * i, v);                                           \
+		}                                                                      \
+		for (; i < n; i++) {                                                   \
+			uint64_t w;                                                    \
+			memcpy(&w, s + 8 * i, sizeof w);                               \
+			w = __builtin_bswap64(w ^ pre);                                \
+			memcpy(d + 8 * i, &w, sizeof w);                               \
+		}                                                                      \
 	}
-	for (; i < n; i++) {
-		uint64_t w;
-		memcpy(&w, s + 8 * i, sizeof w);
-		w = __builtin_bswap64(w ^ pre);
-		memcpy(d + 8 * i, &w, sizeof w);
-	}
-}
+DEFINE_SWAP64(swap64, STORE_CACHED)
+DEFINE_SWAP64(swap64_uncached, STORE_UNCACHED)
 
 /* half_to_float_bits on vectors, then to big-endian. */
-ELEM_CLONES
-static void half_to_fits(const uint8_t *restrict s, uint8_t *restrict d, size_t n)
-{
-	const size_t step = VEC_BYTES / 4;
-	size_t i = 0;
-	for (; i + step <= n; i += step) {
-		vec_half hv;
-		memcpy(&hv, s + 2 * i, sizeof hv);
-		vec_u32 h = __builtin_convertvector(hv, vec_u32);
-		vec_u32 sign = (h & 0x8000u) << 16;
-		vec_u32 em = h & 0x7fffu;
-		vec_u32 normal = (em << 13) + ((uint32_t)(127 - 15) << 23);
-		vec_u32 infnan = (em << 13) | 0x7f800000u;
-		vec_u32 subnormal = (vec_u32)(__builtin_convertvector((vec_i32)em, vec_f32) * 0x1p-24f);
-		vec_u32 r = VEC_SELECT((vec_i32)em < 0x0400, subnormal, normal);
-		r = VEC_SELECT((vec_i32)em >= 0x7c00, infnan, r);
-		r |= sign;
-		r = VEC_BSWAP32(r);
-		memcpy(d + 4 * i, &r, sizeof r);
+#define DEFINE_HALF_TO_FITS(name, STORE)                                               \
+	ELEM_CLONES                                                                    \
+	static void name(const uint8_t *restrict s, uint8_t *restrict d, size_t n)    \
+	{                                                                              \
+		const size_t step = VEC_BYTES / 4;                                     \
+		size_t i = 0;                                                          \
+		for (; i + step <= n; i += step) {                                     \
+			vec_half hv;                                                   \
+			memcpy(&hv, s + 2 * i, sizeof hv);                             \
+			vec_u32 h = __builtin_convertvector(hv, vec_u32);              \
+			vec_u32 sign = (h & 0x8000u) << 16;                            \
+			vec_u32 em = h & 0x7fffu;                                      \
+			vec_u32 normal = (em << 13) + ((uint32_t)(127 - 15) << 23);    \
+			vec_u32 infnan = (em << 13) | 0x7f800000u;                     \
+			vec_u32 subnormal = (vec_u32)(                                 \
+				__builtin_convertvector((vec_i32)em, vec_f32) * 0x1p-24f);  \
+			vec_u32 r = VEC_SELECT((vec_i32)em < 0x0400, subnormal, normal);   \
+			r = VEC_SELECT((vec_i32)em >= 0x7c00, infnan, r);              \
+			r |= sign;                                                     \
+			r = VEC_BSWAP32(r);                                            \
+			STORE(d + 4 * i, r);                                           \
+		}                                                                      \
+		for (; i < n; i++) {                                                   \
+			uint16_t h;                                                    \
+			memcpy(&h, s + 2 * i, sizeof h);                               \
+			uint32_t w = __builtin_bswap32(half_to_float_bits(h));         \
+			memcpy(d + 4 * i, &w, sizeof w);                               \
+		}                                                                      \
 	}
-	for (; i < n; i++) {
-		uint16_t h;
-		memcpy(&h, s + 2 * i, sizeof h);
-		uint32_t w = __builtin_bswap32(half_to_float_bits(h));
-		memcpy(d + 4 * i, &w, sizeof w);
-	}
-}
+DEFINE_HALF_TO_FITS(half_to_fits, STORE_CACHED)
+DEFINE_HALF_TO_FITS(half_to_fits_uncached, STORE_UNCACHED)
 
 /* From big-endian, then float_bits_to_half on vectors. */
 ELEM_CLONES
@@ -327,47 +373,55 @@ static void half_from_fits(const uint8_t *restrict s, uint8_t *restrict d, size_
 
 /* FITS = bswap(native ^ top), so native = bswap(FITS) ^ top =
  * bswap(FITS ^ bswap(top)): both directions are the same loops, the inverse
- * with the flip mask byte-swapped. */
-static void convert(enum elem_type t, const void *src, void *dst, size_t n, int to_fits)
+ * with the flip mask byte-swapped. STREAM: to FITS only, DST 16-byte aligned
+ * (the stores of the scalar tails are ordinary ones). */
+static void convert(enum elem_type t, const void *src, void *dst, size_t n, int to_fits,
+		    int stream)
 {
 	const uint8_t *s = src;
 	uint8_t *d = dst;
 	switch (t) {
 	case ELEM_U8:
-		memcpy(d, s, n);
+		if (stream)
+			flip8_uncached(s, d, n, 0);
+		else
+			memcpy(d, s, n);
 		break;
 	case ELEM_I8:
-		flip8(s, d, n, 0x80);
+		(stream ? flip8_uncached : flip8)(s, d, n, 0x80);
 		break;
 	case ELEM_U16:
-		swap16(s, d, n, to_fits ? TOP16 : __builtin_bswap16(TOP16));
+		(stream ? swap16_uncached : swap16)(s, d, n,
+						     to_fits ? TOP16 : __builtin_bswap16(TOP16));
 		break;
 	case ELEM_I16:
-		swap16(s, d, n, 0);
+		(stream ? swap16_uncached : swap16)(s, d, n, 0);
 		break;
 	case ELEM_U32:
-		swap32(s, d, n, to_fits ? TOP32 : __builtin_bswap32(TOP32));
+		(stream ? swap32_uncached : swap32)(s, d, n,
+						     to_fits ? TOP32 : __builtin_bswap32(TOP32));
 		break;
 	case ELEM_I32:
 	case ELEM_F32:
-		swap32(s, d, n, 0);
+		(stream ? swap32_uncached : swap32)(s, d, n, 0);
 		break;
 	case ELEM_C64:
-		swap32(s, d, 2 * n, 0);
+		(stream ? swap32_uncached : swap32)(s, d, 2 * n, 0);
 		break;
 	case ELEM_U64:
-		swap64(s, d, n, to_fits ? TOP64 : __builtin_bswap64(TOP64));
+		(stream ? swap64_uncached : swap64)(s, d, n,
+						     to_fits ? TOP64 : __builtin_bswap64(TOP64));
 		break;
 	case ELEM_I64:
 	case ELEM_F64:
-		swap64(s, d, n, 0);
+		(stream ? swap64_uncached : swap64)(s, d, n, 0);
 		break;
 	case ELEM_C128:
-		swap64(s, d, 2 * n, 0);
+		(stream ? swap64_uncached : swap64)(s, d, 2 * n, 0);
 		break;
 	case ELEM_F16:
 		if (to_fits)
-			half_to_fits(s, d, n);
+			(stream ? half_to_fits_uncached : half_to_fits)(s, d, n);
 		else
 			half_from_fits(s, d, n);
 		break;
@@ -378,10 +432,35 @@ static void convert(enum elem_type t, const void *src, void *dst, size_t n, int 
 
 void elem_to_fits(enum elem_type t, const void *src, void *dst, size_t n)
 {
-	convert(t, src, dst, n, 1);
+	convert(t, src, dst, n, 1, 0);
 }
 
 void elem_from_fits(enum elem_type t, const void *src, void *dst, size_t n)
 {
-	convert(t, src, dst, n, 0);
+	convert(t, src, dst, n, 0, 0);
+}
+
+void elem_to_fits_uncached(enum elem_type t, const void *src, void *dst, size_t n)
+{
+	struct elem_fits f;
+	if (elem_fits(t, &f) < 0)
+		return;
+	const uint8_t *s = src;
+	uint8_t *d = dst;
+	size_t in = elem_size(t), out = f.fits_size;
+	/* Ordinary stores up to the first 16-byte boundary of DST that an
+	 * element starts on; none when elements never start on one. */
+	size_t head = 0;
+	while (head < n && head < 16 && ((uintptr_t)(d + head * out) & 15))
+		head++;
+	if (head == n || ((uintptr_t)(d + head * out) & 15)) {
+		convert(t, s, d, n, 1, 0);
+		return;
+	}
+	convert(t, s, d, head, 1, 0);
+	convert(t, s + head * in, d + head * out, n - head, 1, 1);
+#ifdef ELEM_STREAM_STORES
+	/* Streaming stores are weakly ordered: done before anyone is told. */
+	_mm_sfence();
+#endif
 }

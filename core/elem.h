@@ -43,6 +43,12 @@ int elem_fits(enum elem_type t, struct elem_fits *f);
  * at DST (n * fits_size bytes). SRC and DST must not overlap. */
 void elem_to_fits(enum elem_type t, const void *src, void *dst, size_t n);
 
+/* The same, with stores that bypass the caches where the machine has them
+ * (SSE2): for a destination far larger than the caches, whose lines would
+ * otherwise be read in first and later written back. The stores are fenced
+ * before it returns. */
+void elem_to_fits_uncached(enum elem_type t, const void *src, void *dst, size_t n);
+
 /* The inverse: N elements of FITS data bytes at SRC to native memory at DST
  * (float16 rounds float32 to nearest even). */
 void elem_from_fits(enum elem_type t, const void *src, void *dst, size_t n);

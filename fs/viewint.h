@@ -15,8 +15,9 @@
  * key, shareable) and node->view_current; snap_lru_lock (viewsnap.c) the
  * list of idle snapshots, taken after node->lock and before
  * inode_table.lock; whoever holds it only trylocks a node. spare_lock
- * (viewspare.c) and poll_lock (viewpoll.c) are taken with no other lock
- * held. */
+ * (viewspare.c) is taken last (also under node->lock and snap_lru_lock, when
+ * a snapshot's file goes back to it or one is taken) and nothing under it;
+ * poll_lock (viewpoll.c) is taken with no other lock held. */
 #ifndef SHMFS_VIEWINT_H
 #define SHMFS_VIEWINT_H
 
@@ -84,6 +85,14 @@ int view_object_stat(struct shmfs *fs, struct node *n, struct stat *st);
 struct view_gen;
 
 /* viewsnap.c */
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline uint64_t view_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
 /* The snapshot file of one frame of a view. */
 struct view_snap {
 	int fd;                  /* memfd: header, data, padding */
@@ -97,8 +106,12 @@ struct view_snap {
 	enum isio_frame_quality quality;
 	unsigned char *header;   /* writable snapshots: the header as made (image.header_len) */
 	unsigned refs;           /* atomic */
+	int pooled;              /* its file comes from and goes back to viewspare.c */
+	uint64_t closed_ms;      /* view_now_ms() when its last open closed */
+	int populated;           /* pooled: MAP's page tables are filled */
 	pthread_mutex_t map_lock;
-	const unsigned char *map; /* map_lock: a read mapping for replies from the daemon */
+	const unsigned char *map; /* map_lock: a read mapping for replies from the
+				   * daemon; pooled: the read-write mapping of the file */
 };
 
 /* A new generation for what lookup probed in P (its frame key, for a
@@ -156,19 +169,35 @@ void viewgen_hold_backing(struct node *n, struct view_snap *s);
 /* An open of N (shared or private) holding snapshot S is closed. */
 void viewgen_close(struct shmfs *fs, struct node *n, struct view_snap *s);
 
-/* viewspare.c: snapshot files made ahead, for views this large and up. */
+/* viewspare.c: files for the snapshots of large views (this large and up),
+ * kept ready: files of snapshots let go, reused once nobody else has them,
+ * and spares made ahead. */
 #define VIEWSPARE_MIN ((uint64_t)1 << 20)
-/* A file of exactly SIZE bytes, its pages populated, mapped read-write at
- * *MAP: 0, or -ENOENT when none is ready. The caller owns both. */
-int viewspare_take(uint64_t size, int *fd, unsigned char **map);
+/* Pages a reader lent out before its close (splice and sendfile into a pipe
+ * or socket) are read after it: a file is reused no sooner than this after
+ * its last close, time for such queues to drain when their reader keeps up
+ * (a 64 KiB pipe read at 4 MB/s, a 4 MiB socket queue at 2 Gb/s). Longer
+ * would keep more files for a view reopened as fast as the benchmark does
+ * (two files go round when it is below one open-to-open cycle there). */
+#define VIEWSPARE_GRACE_MS 20
+/* A file of exactly SIZE bytes that nobody but the daemon has, mapped
+ * read-write at *MAP (*POPULATED: its page tables filled): 0, or -ENOENT
+ * when none is ready. Its content is whatever it held. The caller owns
+ * both. */
+int viewspare_take(uint64_t size, int *fd, unsigned char **map, int *populated);
+/* The file FD of a snapshot let go (SIZE bytes, mapped read-write at MAP),
+ * whose last open closed at CLOSED_MS (view_now_ms; 0: never served), for
+ * viewspare_take to reuse once unshared and VIEWSPARE_GRACE_MS after that
+ * close; closed off the caller's path when there is no room. Takes
+ * ownership of both. */
+void viewspare_return(int fd, unsigned char *map, uint64_t size, int populated,
+		      uint64_t closed_ms);
 /* The stream open at FD (of stat ST) mapped shared, read-write when it can
  * be (*WRITABLE): for a large stream, the mapping kept from its last frame
  * when there is one. Returns the address or MAP_FAILED; give it back with
  * viewspare_unmap_stream. */
 void *viewspare_map_stream(int fd, const struct stat *st, int *writable);
 void viewspare_unmap_stream(void *map, size_t len);
-/* Make a file of SIZE bytes ahead (one at a time per size). */
-void viewspare_want(uint64_t size);
 /* Unmap MAP (SIZE bytes) and close FD (unless -1) on the worker, off the
  * caller's path. */
 void viewspare_discard(int fd, unsigned char *map, uint64_t size);

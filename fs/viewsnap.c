@@ -5,15 +5,18 @@
  * frame key the lookup saw (a stream's CNT0, write time and keywords; other
  * views have none). Its first open makes the snapshot: a memfd holding the
  * whole view file of the frame taken then, sealed so nothing can write it
- * again, and the key becomes that frame's. Later lookups answer with the same node while
- * the object still holds that frame; a view without a frame counter gets a
- * new node once its snapshot is made, so every open after that reads the
- * object again. A snapshot is kept after its last close while its node is
- * its view's current generation, so an unchanged frame is never converted
- * twice; idle snapshots are dropped oldest first past SNAP_IDLE_BYTES, and
- * at once when a newer generation takes the node's place. An open of a node
- * whose snapshot was dropped answers ESTALE: the kernel looks the name up
- * again and gets the current node. */
+ * again (but the daemon's own mapping of a large stream frame's file, which
+ * writes a later frame into it once the snapshot is let go and nobody else
+ * has the file: viewspare.c), and the key becomes that frame's. Later
+ * lookups answer with the same node while the object still holds that
+ * frame; a view without a frame counter gets a new node once its snapshot
+ * is made, so every open after that reads the object again. A snapshot is
+ * kept after its last close while its node is its view's current
+ * generation, so an unchanged frame is never converted twice; idle
+ * snapshots are dropped oldest first past SNAP_IDLE_BYTES, and at once when
+ * a newer generation takes the node's place. An open of a node whose
+ * snapshot was dropped answers ESTALE: the kernel looks the name up again
+ * and gets the current node. */
 #define _GNU_SOURCE
 #include "viewint.h"
 
@@ -70,7 +73,10 @@ void viewsnap_put(struct view_snap *s)
 {
 	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL))
 		return;
-	if (s->map && s->size >= VIEWSPARE_MIN) { /* off this thread's path */
+	if (s->pooled && s->map && s->fd >= 0) { /* kept for the next frame */
+		viewspare_return(s->fd, (unsigned char *)s->map, s->size, s->populated, s->closed_ms);
+		s->fd = -1;
+	} else if (s->map && s->size >= VIEWSPARE_MIN) { /* off this thread's path */
 		viewspare_discard(s->fd, (unsigned char *)s->map, s->size);
 		s->fd = -1;
 	} else if (s->map) {
@@ -94,12 +100,17 @@ const unsigned char *viewsnap_map(struct view_snap *s)
 	return s->map;
 }
 
-/* The header of P (FITS cards or the MRC header) at the front of S. */
+/* The header of P (FITS cards or the MRC header) at the front of S: into
+ * its mapping for a pooled file (which may be sealed against write()). */
 static int write_header(struct view_snap *s, const struct probe *p)
 {
 	size_t len = (size_t)p->header_len;
 	if (p->format == VIEW_MRC)
 		return view_pwrite(s->fd, p->mrc, len, 0);
+	if (s->pooled && s->map) {
+		fitshdr_write(&p->fits, (char *)s->map);
+		return 0;
+	}
 	char *h = malloc(len);
 	if (!h)
 		return -ENOMEM;
@@ -139,23 +150,35 @@ static void take_copy(const void *src, void *arg)
 		       : view_write_mem(t->image, src, t->snap_fd);
 }
 
-/* Make S's file a spare of SIZE bytes made ahead, if there is one. */
-static void use_spare(struct view_snap *s, uint64_t size)
+/* Make S's file a file of SIZE bytes kept ready (viewspare.c), if there is
+ * one; else a new memfd. Returns 0 or -errno. */
+static int take_file(struct view_snap *s, uint64_t size)
 {
-	int fd;
+	int fd, populated;
 	unsigned char *map;
-	if (viewspare_take(size, &fd, &map) < 0)
-		return;
-	close(s->fd);
-	s->fd = fd;
-	s->map = map;
-	s->size = size;
+	if (viewspare_take(size, &fd, &map, &populated) == 0) {
+		/* One call fills the page tables: a page fault per page would
+		 * cost more than the conversion. Failing that, faults do it. */
+		if (!populated)
+			populated = madvise(map, size, MADV_POPULATE_WRITE) == 0;
+		s->fd = fd;
+		s->map = map;
+		s->size = size;
+		s->populated = populated;
+		return 0;
+	}
+	s->fd = memfd_create("shmfs-view", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	return s->fd < 0 ? -errno : 0;
 }
 
-/* Back to a fresh file (a spare that no longer fits). */
-static int drop_spare(struct view_snap *s)
+/* Give a file of the pool back and start again with a new memfd (another
+ * size is needed). */
+static int drop_file(struct view_snap *s)
 {
-	viewspare_discard(s->fd, (unsigned char *)s->map, s->size);
+	if (s->map) /* never served in this frame: free already */
+		viewspare_return(s->fd, (unsigned char *)s->map, s->size, s->populated, 0);
+	else
+		close(s->fd);
 	s->map = NULL;
 	s->fd = memfd_create("shmfs-view", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	return s->fd < 0 ? -errno : 0;
@@ -171,14 +194,22 @@ static int make_stream(struct probe *p, struct view_snap *s, int sealed)
 		return -errno;
 	int small = st->datasize <= SMALL_FRAME_BYTES;
 	struct stream_take t = {st, map, NULL, malloc((size_t)st->nbkw * ISIO_KW_SIZE + 1),
-				&s->image, NULL, s->fd, 0};
+				&s->image, NULL, -1, 0};
 	if (small)
 		t.pixels = malloc(st->datasize ? st->datasize : 1);
 	int rc = t.keywords && (t.pixels || !small) ? 0 : -ENOMEM;
-	/* A large frame of a shared snapshot goes into a file made ahead. */
-	if (rc == 0 && !small && sealed &&
-	    view_layout(&s->image, VIEW_FITS, st->type, st->nelement, p->header_len) == 0)
-		use_spare(s, s->image.file_size);
+	/* A large frame of a shared snapshot goes into a file of the pool,
+	 * converted through its mapping, and its file goes back there when
+	 * the snapshot is let go. */
+	s->pooled = !small && sealed;
+	if (rc == 0)
+		rc = view_layout(&s->image, VIEW_FITS, st->type, st->nelement, p->header_len);
+	if (rc == 0 && s->pooled) {
+		rc = take_file(s, s->image.file_size);
+	} else if (rc == 0) {
+		s->fd = memfd_create("shmfs-view", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		rc = s->fd < 0 ? -errno : 0;
+	}
 	t.dst = (unsigned char *)s->map;
 	t.snap_fd = s->fd;
 
@@ -202,7 +233,7 @@ static int make_stream(struct probe *p, struct view_snap *s, int sealed)
 			break;
 		rc = attempt == 2 ? -EAGAIN : 0;
 		if (rc == 0 && s->map) /* another size now */
-			rc = drop_spare(s);
+			rc = drop_file(s);
 		t.dst = NULL;
 		t.snap_fd = s->fd;
 	}
@@ -211,6 +242,11 @@ static int make_stream(struct probe *p, struct view_snap *s, int sealed)
 		rc = view_layout(&s->image, VIEW_FITS, st->type, st->nelement, p->header_len);
 	if (rc == 0 && small)
 		rc = view_write_mem(&s->image, t.pixels, s->fd);
+	/* A file used before may hold other bytes where this one pads. */
+	if (rc == 0 && t.dst) {
+		uint64_t end = s->image.header_len + s->image.data_len;
+		memset(t.dst + end, 0, (size_t)(s->image.file_size - end));
+	}
 	free(t.pixels);
 	free(t.keywords);
 	if (rc == -EAGAIN)
@@ -234,6 +270,18 @@ static int make_stream(struct probe *p, struct view_snap *s, int sealed)
 	return 0;
 }
 
+/* Nobody writes a shared snapshot again, but through the daemon's own
+ * mapping of a pooled file once nobody else has it (viewspare.c). A file of
+ * the pool that was served before is sealed already. */
+static int seal(int fd)
+{
+	const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL;
+	int have = fcntl(fd, F_GET_SEALS);
+	if (have >= 0 && (have & seals) == seals)
+		return 0;
+	return fcntl(fd, F_ADD_SEALS, seals) < 0 ? -errno : 0;
+}
+
 int viewsnap_make(struct shmfs *fs, struct probe *p, int sealed, struct view_snap **out)
 {
 	(void)fs;
@@ -243,8 +291,12 @@ int viewsnap_make(struct shmfs *fs, struct probe *p, int sealed, struct view_sna
 	pthread_mutex_init(&s->map_lock, NULL);
 	s->refs = 1;
 	s->mtime = p->shmid >= 0 ? (struct timespec){p->ds.shm_ctime, 0} : p->st.st_mtim;
-	s->fd = memfd_create("shmfs-view", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	int rc = s->fd < 0 ? -errno : 0;
+	s->fd = -1;
+	int rc = 0;
+	if (p->kind != VK_STREAM_FITS) { /* make_stream finds its own */
+		s->fd = memfd_create("shmfs-view", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		rc = s->fd < 0 ? -errno : 0;
+	}
 	int data_fd = -1;
 	if (rc == 0 && p->kind == VK_CFITSIO_FITS) {
 		/* CFITSIO's bytes, read under its lock by the probe */
@@ -255,9 +307,6 @@ int viewsnap_make(struct shmfs *fs, struct probe *p, int sealed, struct view_sna
 		rc = make_stream(p, s, sealed);
 		if (rc == 0)
 			rc = write_header(s, p);
-		if (rc == 0 && sealed) /* the next frame of this view, made ahead */
-			viewspare_want(s->image.file_size);
-
 	} else if (rc == 0) {
 		data_fd = p->shmid >= 0 ? sysv_open_file(p->shmid) : p->fd;
 		rc = data_fd < 0 ? data_fd : view_layout(&s->image, p->format, p->type, p->nelement,
@@ -272,12 +321,16 @@ int viewsnap_make(struct shmfs *fs, struct probe *p, int sealed, struct view_sna
 	s->size = s->image.file_size;
 	if (rc == 0 && ftruncate(s->fd, (off_t)s->size) < 0)
 		rc = -errno;
-	/* Nobody writes a shared snapshot again (the daemon's own mapping of a
-	 * spare stays, unused for writing). */
-	if (rc == 0 && sealed &&
-	    fcntl(s->fd, F_ADD_SEALS,
-		  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
-		rc = -errno;
+	/* A pooled file written with pwrite is mapped now, while it still can
+	 * be mapped for writing: the next frame is converted through that
+	 * mapping once the file comes back (its page tables are filled then). */
+	if (rc == 0 && s->pooled && !s->map) {
+		void *m = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+		if (m != MAP_FAILED)
+			s->map = m;
+	}
+	if (rc == 0 && sealed)
+		rc = seal(s->fd);
 	if (rc == 0 && !sealed) {
 		s->header = malloc(s->image.header_len ? s->image.header_len : 1);
 		if (!s->header)
@@ -640,6 +693,7 @@ void viewgen_close(struct shmfs *fs, struct node *n, struct view_snap *s)
 	viewsnap_put(s);
 	int keep = 0;
 	if (g->opens == 0 && g->snap) {
+		g->snap->closed_ms = view_now_ms();
 		pthread_mutex_lock(&fs->table.lock);
 		keep = n->view_current;
 		pthread_mutex_unlock(&fs->table.lock);

@@ -1,14 +1,38 @@
-/* viewspare.c - snapshot files made ahead, off the open's path. A new frame
- * of a large view needs a new file (a file once served never changes: a
- * program may still map it after its last close), and giving a fresh memfd
- * its pages costs more than converting the frame into them (on the
- * project's virtual machine, 64 MiB: about 25-40 ms of page allocation and
- * zeroing against 5-10 ms of conversion). So once a view of a size has been
- * made, one worker thread makes the next file of that size beforehand:
- * memfd, size, pages populated in a shared mapping. The next open takes it
- * and converts straight into the mapping. The worker also unmaps and closes
- * large snapshots that are let go, so no op pays for that either. Spares
- * nobody took for SPARE_IDLE_S go.
+/* viewspare.c - files for the snapshots of large views, kept ready off the
+ * open's path. A new frame of a large view needs a file whose content
+ * nobody will ever see change (a program may still map a file after its
+ * last close), and on the project's virtual machine giving a memfd new
+ * pages costs several times what converting a frame into them does: for 64
+ * MiB, 14 ms to allocate them, then 14 ms to write them with pwrite, or 20
+ * ms to fill the page tables of a mapping for writing (zeroing included),
+ * and 8-12 ms to unmap and free them again, against 4-5 ms to convert a
+ * frame into pages already made and mapped. So files are reused:
+ *
+ * - The file of a snapshot let go (viewspare_return: its frame superseded
+ *   and its last open closed) is kept with the daemon's read-write mapping
+ *   of it, and written again only once nobody but the daemon has it. A
+ *   write lease (F_SETLEASE F_WRLCK) on a read-only reopen is granted only
+ *   when that reopen is the inode's one open file description (the memfd's
+ *   own descriptor counts as no writer), and every other way to the file
+ *   holds one: a passthrough open's backing file, the file the kernel keeps
+ *   for a registered backing id, any other open of it, and every mapping,
+ *   whose vma holds the file it was made from (passthrough maps the backing
+ *   file itself), in forked children too. A reader's mapping thus keeps
+ *   its frame as long as it lasts.
+ * - What no file description shows are pages lent out: splice and sendfile
+ *   put references to the pages themselves into a pipe or a socket's queue
+ *   (and vmsplice, O_DIRECT or zero-copy sends pin pages of a mapping, which
+ *   may outlive it), and the kernel lets no one else see page references.
+ *   A file is therefore reused no sooner than VIEWSPARE_GRACE_MS after its
+ *   last close: time for such queues to drain when their reader keeps up.
+ *   One read later than that (a pipe nobody reads, a socket queue stalled
+ *   by a slow link) can show pages of a later frame.
+ * - Spares: when the files of a size kept here were all still held by
+ *   readers, one worker thread makes the next file of that size beforehand
+ *   (memfd, size, pages populated in a shared mapping).
+ *
+ * The worker also unmaps and closes large snapshots that are let go, so no
+ * op pays for that either. Files nobody took for SPARE_IDLE_S go.
  *
  * Large streams' own mappings are kept between frames too: mapping 64 MiB
  * afresh costs a page fault per 16 pages read, more than the conversion.
@@ -30,20 +54,23 @@
 #include <unistd.h>
 
 #define SPARE_SLOTS 4
-#define SPARE_BYTES ((uint64_t)256 << 20) /* ready spares, all together */
+#define SPARE_BYTES ((uint64_t)256 << 20) /* files kept ready, all together */
 #define SPARE_IDLE_S 10
 #define TRASH_SLOTS 16
 
 struct spare {
 	int fd;
-	unsigned char *map;
+	unsigned char *map;  /* shared, read-write */
 	uint64_t size;
-	time_t made;
+	time_t made;         /* made, or given back */
+	int served;          /* a snapshot's file given back: reused once unshared */
+	int populated;       /* MAP's page tables are filled */
+	uint64_t closed_ms;  /* served: when its last open closed (view_now_ms) */
 };
 
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t spare_work = PTHREAD_COND_INITIALIZER;
-static struct spare ready[SPARE_SLOTS]; /* spare_lock */
+static struct spare ready[SPARE_SLOTS]; /* spare_lock: spares and files given back */
 static int nready;                      /* spare_lock */
 static uint64_t ready_bytes;            /* spare_lock */
 static uint64_t wanted[SPARE_SLOTS];    /* spare_lock: sizes to make */
@@ -97,6 +124,8 @@ static int spare_make(uint64_t size, struct spare *s)
 	if (rc < 0)
 		spare_free(s);
 	s->made = time(NULL);
+	s->served = 0;
+	s->populated = 1;
 	return rc;
 }
 
@@ -177,32 +206,35 @@ static void ensure_worker(void)
 	started = pthread_create(&worker, NULL, worker_run, NULL) == 0;
 }
 
-int viewspare_take(uint64_t size, int *fd, unsigned char **map)
+/* Whether nobody but the daemon has the memfd FD: no other open file
+ * description of its inode, so no open, no registered backing file and no
+ * mapping anywhere (see the top). A write lease on a read-only reopen is
+ * granted only then: the reopen is the one reader counted, and the memfd's
+ * own descriptor counts as no writer. 0 also when leases are unavailable
+ * (fs.leases-enable = 0): the file is then never reused. */
+static int file_unshared(int fd)
 {
-	int rc = -ENOENT;
-	pthread_mutex_lock(&spare_lock);
-	for (int i = 0; i < nready; i++) {
-		if (ready[i].size != size)
-			continue;
-		*fd = ready[i].fd;
-		*map = ready[i].map;
-		ready_bytes -= size;
-		ready[i] = ready[--nready];
-		rc = 0;
-		break;
-	}
-	pthread_mutex_unlock(&spare_lock);
-	return rc;
+	char path[64];
+	proc_path(path, fd);
+	int ro = open(path, O_RDONLY | O_CLOEXEC);
+	if (ro < 0)
+		return 0;
+	int alone = fcntl(ro, F_SETLEASE, F_WRLCK) == 0;
+	if (alone)
+		fcntl(ro, F_SETLEASE, F_UNLCK);
+	close(ro);
+	return alone;
 }
 
-void viewspare_want(uint64_t size)
+/* Make a file of SIZE bytes ahead (one at a time per size). Caller holds
+ * spare_lock. */
+static void want_locked(uint64_t size)
 {
 	if (size < VIEWSPARE_MIN || size > SPARE_BYTES)
 		return;
-	pthread_mutex_lock(&spare_lock);
 	int have = 0;
 	for (int i = 0; i < nready; i++)
-		have += ready[i].size == size;
+		have += ready[i].size == size && !ready[i].served;
 	for (int i = 0; i < nwanted; i++)
 		have += wanted[i] == size;
 	if (!have && nwanted < SPARE_SLOTS) {
@@ -210,12 +242,87 @@ void viewspare_want(uint64_t size)
 		ensure_worker();
 		pthread_cond_signal(&spare_work);
 	}
+}
+
+int viewspare_take(uint64_t size, int *fd, unsigned char **map, int *populated)
+{
+	pthread_mutex_lock(&spare_lock);
+	/* A file given back first, the one given back longest ago (its pages
+	 * are made and mapped, and its last users are longest gone); a spare
+	 * made ahead if none is free. */
+	int pick = -1, busy = 0;
+	uint64_t now = view_now_ms();
+	for (int i = 0; i < nready; i++) {
+		struct spare *s = &ready[i];
+		if (s->size != size)
+			continue;
+		if (s->served && now - s->closed_ms < VIEWSPARE_GRACE_MS)
+			continue; /* free soon: no spare for it */
+		if (pick >= 0 && (ready[pick].served > s->served ||
+				  (ready[pick].served == s->served &&
+				   ready[pick].closed_ms <= s->closed_ms)))
+			continue;
+		if (s->served && !file_unshared(s->fd)) {
+			busy = 1;
+			continue;
+		}
+		pick = i;
+	}
+	if (pick >= 0) {
+		*fd = ready[pick].fd;
+		*map = ready[pick].map;
+		*populated = ready[pick].populated;
+		ready_bytes -= size;
+		ready[pick] = ready[--nready];
+	} else if (busy) {
+		/* Files of this size are held by their readers: make one ahead
+		 * for the next frame. */
+		want_locked(size);
+	}
 	pthread_mutex_unlock(&spare_lock);
+	return pick >= 0 ? 0 : -ENOENT;
+}
+
+void viewspare_return(int fd, unsigned char *map, uint64_t size, int populated,
+		      uint64_t closed_ms)
+{
+	struct spare s = {fd, map, size, time(NULL), 1, populated, closed_ms};
+	pthread_mutex_lock(&spare_lock);
+	ensure_worker();
+	int keep = started && !stopping && size <= SPARE_BYTES;
+	/* Room for it: files of other sizes go, the one kept longest first;
+	 * files of its own size stay (they come round for the next frames
+	 * before it does) and it goes itself. */
+	while (keep && (nready == SPARE_SLOTS || ready_bytes + size > SPARE_BYTES)) {
+		int victim = -1;
+		for (int i = 0; i < nready; i++)
+			if (ready[i].size != size && (victim < 0 || ready[i].made < ready[victim].made))
+				victim = i;
+		if (victim < 0 || ntrash == TRASH_SLOTS) {
+			keep = 0;
+			break;
+		}
+		trash[ntrash++] = ready[victim];
+		ready_bytes -= ready[victim].size;
+		ready[victim] = ready[--nready];
+		pthread_cond_signal(&spare_work);
+	}
+	if (keep) {
+		ready[nready++] = s;
+		ready_bytes += size;
+	} else if (started && !stopping && ntrash < TRASH_SLOTS) {
+		trash[ntrash++] = s;
+		pthread_cond_signal(&spare_work);
+		keep = 1;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (!keep)
+		spare_free(&s);
 }
 
 void viewspare_discard(int fd, unsigned char *map, uint64_t size)
 {
-	struct spare s = {fd, map, size, 0};
+	struct spare s = {fd, map, size, 0, 0, 0, 0};
 	pthread_mutex_lock(&spare_lock);
 	ensure_worker();
 	int queued = started && !stopping && ntrash < TRASH_SLOTS;

@@ -231,20 +231,23 @@ static const enum elem_type all_types[] = {
 
 /* Lengths around every vector step, both buffers at every misalignment:
  * the result equals the per-element reference, and converting back gives
- * the input (float16 too: NaN payloads survive this implementation). */
+ * the input (float16 too: NaN payloads survive this implementation). The
+ * uncached conversion writes the same bytes from every offset of its
+ * destination to a 16-byte boundary (a head before the first boundary an
+ * element starts on, or none reachable), and nothing past the end. */
 Test(elem, round_trip_all_lengths_and_alignments)
 {
-	enum { MAXN = 80, PAD = 8 };
-	static unsigned char src[MAXN * 16 + PAD], fits[MAXN * 16 + PAD], back[MAXN * 16 + PAD],
-		want[MAXN * 16];
+	enum { MAXN = 80, PAD = 24 };
+	static _Alignas(64) unsigned char src[MAXN * 16 + PAD], fits[MAXN * 16 + PAD],
+		back[MAXN * 16 + PAD], want[MAXN * 16], uncached[MAXN * 16 + PAD];
 	for (size_t k = 0; k < sizeof all_types / sizeof all_types[0]; k++) {
 		enum elem_type t = all_types[k];
 		struct elem_fits f;
 		elem_fits(t, &f);
 		size_t es = elem_size(t);
 		for (size_t n = 0; n <= MAXN; n++) {
-			for (size_t a = 0; a < 3; a++) {
-				size_t so = a, fo = (a * 5) % 8, bo = (a * 3) % 8;
+			for (size_t a = 0; a < 17; a++) {
+				size_t so = a % 8, fo = a, bo = (a * 3) % 8;
 				fill_random(src + so, n * es);
 				memset(fits, 0xee, sizeof fits);
 				elem_to_fits(t, src + so, fits + fo, n);
@@ -253,6 +256,10 @@ Test(elem, round_trip_all_lengths_and_alignments)
 				cr_assert_arr_eq(fits + fo, want, n * f.fits_size, "%s n=%zu a=%zu",
 						 elem_name(t), n, a);
 				cr_assert_eq(fits[fo + n * f.fits_size], 0xee, "wrote past the end");
+				memset(uncached, 0xee, sizeof uncached);
+				elem_to_fits_uncached(t, src + so, uncached + fo, n);
+				cr_assert_arr_eq(uncached, fits, sizeof fits, "%s uncached n=%zu a=%zu",
+						 elem_name(t), n, a);
 				elem_from_fits(t, fits + fo, back + bo, n);
 				cr_assert_arr_eq(back + bo, src + so, n * es, "%s n=%zu a=%zu",
 						 elem_name(t), n, a);
@@ -271,14 +278,18 @@ Test(elem, round_trip_large_buffer)
 		unsigned char *src = malloc(n * elem_size(t));
 		unsigned char *fits = malloc(n * f.fits_size);
 		unsigned char *back = malloc(n * elem_size(t));
-		cr_assert(src && fits && back);
+		unsigned char *uncached = malloc(n * f.fits_size + 4);
+		cr_assert(src && fits && back && uncached);
 		fill_random(src, n * elem_size(t));
 		elem_to_fits(t, src, fits, n);
 		elem_from_fits(t, fits, back, n);
 		cr_assert_arr_eq(back, src, n * elem_size(t), "%s", elem_name(t));
+		elem_to_fits_uncached(t, src, uncached + 4, n);
+		cr_assert_arr_eq(uncached + 4, fits, n * f.fits_size, "%s uncached", elem_name(t));
 		free(src);
 		free(fits);
 		free(back);
+		free(uncached);
 	}
 }
 

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "fsload.h"
 #include "fsview.h"
+#include "viewint.h"
 #include "passthrough.h"
 
 struct options {
@@ -30,6 +31,7 @@ struct options {
 	double timeout;
 	double unlink_grace;
 	int reserve;
+	int noreuse;
 	int foreground;
 	int debug;
 	int single_thread;
@@ -46,6 +48,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("timeout=%lf", timeout),
 	OPT("unlink_grace=%lf", unlink_grace),
 	OPT("reserve", reserve),
+	OPT("noreuse", noreuse),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -111,6 +114,9 @@ static void usage(const char *prog)
 	       "  -o reserve         growing a file with truncate reserves its memory\n"
 	       "                     (ENOSPC then, not SIGBUS at a store later); by\n"
 	       "                     default a file grows sparse, as on tmpfs\n"
+	       "  -o noreuse         never write a large view's served file again for a\n"
+	       "                     later frame (slower new frames; for pages lent\n"
+	       "                     by sendfile or splice to slow readers)\n"
 	       "  -o allow_other     let other users use the mount (their own\n"
 	       "                     permissions still apply: default_permissions is\n"
 	       "                     always on)\n"
@@ -169,6 +175,8 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 	fs->debug = o->debug;
 	fs->timeout = o->timeout;
 	fs->reserve = o->reserve;
+	if (o->noreuse)
+		viewspare_no_reuse();
 	clock_gettime(CLOCK_REALTIME, &fs->started);
 	if (!fs->sysvdir || !*fs->sysvdir || strchr(fs->sysvdir, '/') ||
 	    !strcmp(fs->sysvdir, ".") || !strcmp(fs->sysvdir, "..")) {

@@ -192,6 +192,9 @@ int viewspare_take(uint64_t size, int *fd, unsigned char **map, int *populated);
  * ownership of both. */
 void viewspare_return(int fd, unsigned char *map, uint64_t size, int populated,
 		      uint64_t closed_ms);
+/* -o noreuse (at start, before any op): files once served are never taken
+ * again, whatever the lease says; spares made ahead still are. */
+void viewspare_no_reuse(void);
 /* The stream open at FD (of stat ST) mapped shared, read-write when it can
  * be (*WRITABLE): for a large stream, the mapping kept from its last frame
  * when there is one. Returns the address or MAP_FAILED; give it back with

@@ -283,9 +283,17 @@ int viewspare_take(uint64_t size, int *fd, unsigned char **map, int *populated)
 	return pick >= 0 ? 0 : -ENOENT;
 }
 
+static int no_reuse; /* written once, before any op */
+
+void viewspare_no_reuse(void) { no_reuse = 1; }
+
 void viewspare_return(int fd, unsigned char *map, uint64_t size, int populated,
 		      uint64_t closed_ms)
 {
+	if (no_reuse && closed_ms) {
+		viewspare_discard(fd, map, size);
+		return;
+	}
 	struct spare s = {fd, map, size, time(NULL), 1, populated, closed_ms};
 	pthread_mutex_lock(&spare_lock);
 	ensure_worker();

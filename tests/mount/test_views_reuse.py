@@ -146,6 +146,22 @@ class ViewReuseTest(MountTestCase, isio.ViewChecks):
         self.assertLessEqual(len(seen), 3, f'{len(seen)} view files for 12 frames')
 
 
+class NoReuseTest(ViewReuseTest):
+    """-o noreuse: a file once served is never written again."""
+
+    def setUp(self):
+        super().setUp()
+        self.remount(options=['-o', 'noreuse'])
+
+    def test_files_are_reused_once_let_go(self):
+        seen = set()
+        for _ in range(6):
+            self.next_frame()
+            seen |= self.daemon_view_files()
+            time.sleep(0.05)
+        self.assertGreaterEqual(len(seen), 6, f'{len(seen)} view files for 6 frames')
+
+
 # The child: maps the view (no descriptor kept), forks (the grandchild keeps
 # the mapping) and unmaps; the grandchild sends the hash of what its mapping
 # shows when asked, which the child prints.

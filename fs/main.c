@@ -4,13 +4,13 @@
 #define _GNU_SOURCE
 #include "fs.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -137,14 +137,16 @@ static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list
 		: level <= FUSE_LOG_INFO ? SHM_LOG_INFO : SHM_LOG_DEBUG, "%s", line);
 }
 
-/* Nodes hold descriptors: allow as many as the hard limit does. */
-static void raise_fd_limit(void)
+/* pthread_cancel() needs libgcc_s for unwinding, and glibc loads it the
+ * first time a thread is cancelled: libfuse cancels its workers when the
+ * mount goes away. Loaded now, the load then opens no file, so the daemon
+ * exits cleanly even with no descriptor left (the library stays: NODELETE). */
+static void preload_unwinder(void)
 {
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	if (!dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE))
+		shm_log(SHM_LOG_WARN, "cannot load libgcc_s.so.1 (%s): the daemon may not stop "
+				      "cleanly if it has no descriptor left at unmount",
+			dlerror());
 }
 
 /* Replace *PATH (malloc'd) by its real path; -1 with a message if it has none. */
@@ -177,7 +179,10 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 	}
 	fs->root.kind = NODE_POSIX;
 	fs->root.nlookup = 2;
-	fs->root.fd = open(o->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	/* Open for reading, not O_PATH: file handles are opened relative to it. */
+	fs->root.fd = open(o->source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->root.fd < 0 && errno == EACCES)
+		fs->root.fd = open(o->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fs->root.fd < 0) {
 		fprintf(stderr, "shmfs: %s: %s\n", o->source, strerror(errno));
 		return -1;
@@ -186,6 +191,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 	fstat(fs->root.fd, &st);
 	fs->root.dev = st.st_dev;
 	fs->root.ino = st.st_ino;
+	fs->root.isdir = 1;
 	pthread_mutex_init(&fs->root.lock, NULL);
 	fs->sysv_dir.kind = NODE_SYSV_DIR;
 	fs->sysv_dir.fd = -1;
@@ -199,6 +205,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 		fprintf(stderr, "shmfs: out of memory\n");
 		return -1;
 	}
+	inode_fd_setup(&fs->table, fs->root.fd);
 	if (!shmfs_sysv_visible(fs))
 		shm_log(SHM_LOG_INFO,
 			"%s has its own entry '%s', which is shown as itself; System V segments "
@@ -274,7 +281,10 @@ int main(int argc, char *argv[])
 
 	shm_log_set_debug(o.debug);
 	fuse_set_log_func(fuse_log_to_ours);
-	raise_fd_limit();
+	/* Nodes hold no descriptor (inodefd.c), but opens do: as many as the
+	 * system allows a process. */
+	fd_limit_raise();
+	preload_unwinder();
 	/* Objects are made with the caller's credentials (creds.c), and with
 	 * the caller's umask only: the kernel applies it to the mode before
 	 * the request arrives (FUSE without POSIX ACLs), so the daemon's own

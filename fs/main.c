@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -135,6 +136,18 @@ static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list
 	shm_log(level <= FUSE_LOG_ERR ? SHM_LOG_ERR
 		: level == FUSE_LOG_WARNING ? SHM_LOG_WARN
 		: level <= FUSE_LOG_INFO ? SHM_LOG_INFO : SHM_LOG_DEBUG, "%s", line);
+}
+
+/* Nodes hold no descriptor (inodefd.c), opens do: the soft limit goes up
+ * to the hard one now, and further (to fs.nr_open, as root) if the daemon
+ * ever runs out (fd_limit_raise). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 /* pthread_cancel() needs libgcc_s for unwinding, and glibc loads it the
@@ -281,9 +294,7 @@ int main(int argc, char *argv[])
 
 	shm_log_set_debug(o.debug);
 	fuse_set_log_func(fuse_log_to_ours);
-	/* Nodes hold no descriptor (inodefd.c), but opens do: as many as the
-	 * system allows a process. */
-	fd_limit_raise();
+	raise_fd_limit();
 	preload_unwinder();
 	/* Objects are made with the caller's credentials (creds.c), and with
 	 * the caller's umask only: the kernel applies it to the mode before

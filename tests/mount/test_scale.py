@@ -2,7 +2,8 @@
 objects with the daemon held to 1024 descriptors (it holds none per name the
 kernel caches: only what is open or in use), opens and creates afterwards,
 a clean exit; nodes a listing made, reached after their objects were renamed
-inside or outside the mount; another filesystem mounted inside SOURCE."""
+inside or outside the mount; another filesystem mounted inside SOURCE; a
+SOURCE without file handles."""
 
 import errno
 import os
@@ -199,3 +200,33 @@ class OtherFilesystemInsideTest(MountTestCase):
         os.unlink(self.m('inner', 'new'))
         self.assertEqual(self.log_text().count('another filesystem is mounted inside SOURCE'), 1,
                          self.log_text())
+
+
+class NoFileHandlesTest(MountTestCase):
+    """A SOURCE whose filesystem has no file handles (ramfs): every name
+    keeps a descriptor, as before, the log says so once, and all works."""
+
+    auto_mount = False
+
+    def test_ramfs_source(self):
+        path = os.path.join(self.workdir, 'ramfs')
+        os.mkdir(path)
+        self.check(['mount', '-t', 'ramfs', '-o', 'mode=0755', 'ramfs', path])
+        self.defer(lambda: subprocess.run(['umount', path], check=True, capture_output=True))
+        os.mkdir(os.path.join(path, 'd'))
+        for i in range(100):
+            with open(os.path.join(path, 'd', f'f{i}'), 'w') as f:
+                f.write(str(i))
+        self.mount(source=path)
+        self.assertIn('file handles cannot be used on SOURCE', self.log_text())
+        self.check(['ls', '-l', self.m('d')])
+        self.assertGreaterEqual(fd_count(self.daemon.proc.pid), 100, 'a descriptor per name')
+        with open(self.m('d', 'f7')) as f:
+            self.assertEqual(f.read(), '7')
+        with open(self.m('d', 'new'), 'w') as f:
+            f.write('made')
+        os.rename(self.m('d', 'new'), self.m('d', 'new2'))
+        with open(self.s('d', 'new2')) as f:
+            self.assertEqual(f.read(), 'made')
+        os.unlink(self.m('d', 'new2'))
+        self.unmount()

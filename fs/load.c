@@ -495,10 +495,13 @@ int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	if (!s)
 		return -ENOMEM;
 	/* The copy's own node carries the view's mode and owner: the kernel
-	 * checks the copy's open against them again. */
+	 * checks the copy's open against them again. With passthrough or
+	 * without: an O_TRUNC open empties the kernel's idea of its inode
+	 * (size 0, no pages), which on the view's own node readers of the
+	 * view would see. */
 	struct stat look;
 	pid_t tid = fuse_req_ctx(req)->pid;
-	if (passthrough_enabled() && tid > 0 && have_dir &&
+	if (tid > 0 && have_dir &&
 	    view_node_stat(shmfs_of(req), n, &look) == 0) {
 		s->look_mode = look.st_mode;
 		s->look_uid = look.st_uid;

@@ -266,8 +266,18 @@ void inode_fd_teardown(struct inode_table *t);
  * up (soft to hard; as root, both to fs.nr_open). Returns 1 if it went up. */
 int fd_limit_raise(void);
 /* Say once that WHAT was refused for want of descriptors (ERR: EMFILE or
- * ENFILE) or memory. */
+ * ENFILE) or memory; other ERR say nothing. */
 void fd_exhausted(const char *what, int err);
+/* FD, just opened for a file open through the mount (it stays open as long
+ * as that file), if keeping it leaves a reserve of descriptors for the
+ * requests' own short uses (lookups, listings, stat), the limit raised if
+ * need be; else FD is closed, WHAT logged once, and -EMFILE returned: the
+ * open fails, nothing else does. FD < 0 is returned as it is. */
+int fd_keep(int fd, const char *what);
+/* The same asked before a descriptor is made (a create, which must not
+ * make its object and then fail): 0 or -EMFILE. PROBE_FD: any descriptor
+ * the daemon holds (it is duplicated to learn the lowest free number). */
+int fd_room(int probe_fd, const char *what);
 /* A node that is in no table yet (a segment being created), one reference. */
 struct node *inode_new_sysv_pending(key_t key);
 /* A node in no table (a name being created by a loading copy), one reference. */

@@ -13,6 +13,14 @@
  * are then those of the opens in progress, the requests at work, and a few
  * directories kept open below.
  *
+ * A listing (READDIRPLUS) makes a node per entry, most of them never used
+ * (ls -l only looks at the attributes it came with), so such a node takes no
+ * handle at first: it keeps its directory and its name there (struct
+ * node_name) and takes the handle by them when it is first used, once the
+ * name is seen to still hold the object it was listed with (its dev and
+ * ino); else the node answers ESTALE, and the kernel's own lookup, which
+ * finds the object wherever it went, names the node for good.
+ *
  * open_by_handle_at needs CAP_DAC_READ_SEARCH, which a worker thread loses
  * inside a user's credentials (creds.h): descriptors are had before a
  * creds scope, never in one.
@@ -45,6 +53,11 @@
 #include "log.h"
 
 #define DIRFD_SLOTS 32
+
+#define FD_RESERVE 64 /* see reserve_of */
+
+/* fs.nr_open, read at start (with no descriptor left it could not be). */
+static rlim_t nr_open;
 
 /* A listed node's way to its object until it has a handle. */
 struct node_name {
@@ -104,6 +117,12 @@ void inode_fd_setup(struct inode_table *t, int mount_fd)
 	if (fd >= 0)
 		close(fd);
 	t->handles = fd >= 0 && t->slots;
+	FILE *f = geteuid() == 0 ? fopen("/proc/sys/fs/nr_open", "re") : NULL;
+	unsigned long v;
+	if (f && fscanf(f, "%lu", &v) == 1)
+		nr_open = (rlim_t)v;
+	if (f)
+		fclose(f);
 	struct statfs sf;
 	t->by_name = t->handles && fstatfs(mount_fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
 	if (!t->handles)
@@ -293,14 +312,7 @@ int fd_limit_raise(void)
 	int raised = 0;
 	pthread_mutex_lock(&lock);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rlim_t want = rl.rlim_max;
-		unsigned long nr_open = 0;
-		FILE *f = geteuid() == 0 ? fopen("/proc/sys/fs/nr_open", "re") : NULL;
-		if (f) {
-			if (fscanf(f, "%lu", &nr_open) == 1 && (rlim_t)nr_open > want)
-				want = (rlim_t)nr_open;
-			fclose(f);
-		}
+		rlim_t want = rl.rlim_max > nr_open ? rl.rlim_max : nr_open;
 		if (want > rl.rlim_cur) {
 			struct rlimit up = {want, want > rl.rlim_max ? want : rl.rlim_max};
 			if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
@@ -313,6 +325,45 @@ int fd_limit_raise(void)
 	}
 	pthread_mutex_unlock(&lock);
 	return raised;
+}
+
+/* Descriptors an open file may not take: the requests' own (a lookup, a
+ * listing, a stat needs one for a moment), so that files open through the
+ * mount can use up the daemon's descriptors for more opens only. */
+static rlim_t reserve_of(rlim_t limit)
+{
+	return limit / 4 < FD_RESERVE ? limit / 4 : FD_RESERVE;
+}
+
+/* Whether descriptor number FD, kept open, leaves the reserve free: the
+ * kernel gives the lowest free number, so all below are taken. */
+static int leaves_reserve(int fd)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 1;
+	return (rlim_t)fd + reserve_of(rl.rlim_cur) < rl.rlim_cur ||
+	       (fd_limit_raise() && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		(rlim_t)fd + reserve_of(rl.rlim_cur) < rl.rlim_cur);
+}
+
+int fd_keep(int fd, const char *what)
+{
+	if (fd < 0 || leaves_reserve(fd))
+		return fd;
+	close(fd);
+	fd_exhausted(what, EMFILE);
+	return -EMFILE;
+}
+
+int fd_room(int probe_fd, const char *what)
+{
+	int fd = fcntl(probe_fd, F_DUPFD_CLOEXEC, 0);
+	int rc = fd < 0 ? -errno : leaves_reserve(fd) ? 0 : -EMFILE;
+	if (fd >= 0)
+		close(fd);
+	fd_exhausted(what, -rc);
+	return rc;
 }
 
 /* N's object opened with FLAGS through its handle. */

@@ -498,7 +498,7 @@ static int open_object(fuse_req_t req, struct node *n, struct fuse_file_info *fi
 
 void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
-	int fd = open_object(req, n, fi);
+	int fd = fd_keep(open_object(req, n, fi), "an open");
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
 	struct stat st;
@@ -528,9 +528,13 @@ void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t 
 	/* As the caller: owner, group (set-gid directories), mode bits
 	 * (S_ISUID kept, S_ISGID dropped for a non-member) as tmpfs sets them. */
 	int dirfd = parent_fd(req, parent);
-	int rc = dirfd < 0 ? dirfd : creds_enter(req);
-	if (rc < 0)
+	int rc = dirfd < 0 ? dirfd : fd_room(dirfd, "a create");
+	if (rc == 0)
+		rc = creds_enter(req);
+	if (rc < 0) {
+		inode_fd_put(fs, parent, dirfd);
 		return (void)fuse_reply_err(req, -rc);
+	}
 	int fd = openat(dirfd, name,
 			backing_flags(fi->flags) | O_CREAT | O_NOFOLLOW | (fi->flags & O_EXCL),
 			mode & 07777);

@@ -471,7 +471,7 @@ static int handle_ready(struct handle *h)
 	} else if (h->map.fd < 0 && !h->shm_addr) {
 		struct sysv_seg seg = {.shmid = n->shmid};
 		rc = sysv_stat(&seg);
-		int fd = rc < 0 ? rc : sysv_open_file(n->shmid);
+		int fd = rc < 0 ? rc : fd_keep(sysv_open_file(n->shmid), "an open of a segment");
 		if (fd >= 0) {
 			h->map.fd = fd;
 			h->shm_size = seg.ds.shm_segsz;

@@ -88,6 +88,69 @@ class ManyObjectsTest(MountTestCase):
             self.assertIn('libgcc_s', f.read())
         self.unmount()   # fails unless the daemon exits 0, with no sanitizer report
 
+    def open_many(self, count):
+        """Open COUNT objects through the mount and keep them open: the
+        files, and the errno of the first open that failed (or None)."""
+        files = []
+        for i in range(count):
+            try:
+                files.append(open(self.m('many', f'obj{i:06d}'), 'rb'))
+            except OSError as e:
+                return files, e.errno
+        return files, None
+
+    def test_limit_raised_when_reached(self):
+        """Files open at once through the mount need a descriptor each in
+        the daemon: at its soft limit it raises it to the hard one itself,
+        and every open succeeds."""
+        pid = self.daemon.proc.pid
+        low = fd_count(pid) + 8
+        subprocess.run(['prlimit', f'--pid={pid}', f'--nofile={low}:{low + 200}'], check=True)
+        files, err = self.open_many(64)
+        try:
+            self.assertIsNone(err, os.strerror(err or 0))
+            self.assertEqual(nofile_limits(pid), (low + 200, low + 200))
+        finally:
+            for f in files:
+                f.close()
+        self.unmount()
+
+    def test_no_descriptor_left_fails_that_request_alone(self):
+        """At a hard limit it may not raise (a root without CAP_SYS_RESOURCE,
+        as where these tests run), an open that would leave the daemon too
+        few descriptors for other requests fails with EMFILE, and one line
+        says so; everything else goes on: open files read, names list and
+        stat, and opens work again once files close. With CAP_SYS_RESOURCE
+        the daemon raises the limit (to fs.nr_open) instead, and every open
+        succeeds."""
+        pid = self.daemon.proc.pid
+        with open(f'/proc/{pid}/status') as f:
+            caps = int(next(line for line in f if line.startswith('CapEff:')).split()[1], 16)
+        can_raise = bool(caps & (1 << 24))   # CAP_SYS_RESOURCE
+        low = fd_count(pid) + 40
+        subprocess.run(['prlimit', f'--pid={pid}', f'--nofile={low}:{low}'], check=True)
+        files, err = self.open_many(64)
+        try:
+            if can_raise:
+                self.assertIsNone(err, os.strerror(err or 0))
+                self.assertGreater(nofile_limits(pid)[0], low)
+            else:
+                self.assertEqual(err, errno.EMFILE)
+                self.assertGreater(len(files), 0)
+                self.assertEqual(files[0].read(), b'')
+                self.assertIn('obj000007', os.listdir(self.m('many')))
+                self.assertEqual(os.stat(self.m('many', 'obj000007')).st_size, 5)
+                self.check(['ls', '-l', self.m('many')])
+                self.check_fails(['touch', self.m('many', 'new')], errno.EMFILE)
+                self.assertFalse(os.path.exists(self.s('many', 'new')), 'a failed create made nothing')
+                self.assertEqual(self.log_text().count('no descriptor left'), 2, self.log_text())
+        finally:
+            for f in files:
+                f.close()
+        with open(self.m('many', 'obj000007'), 'rb') as f:   # descriptors back: opens work
+            self.assertEqual(f.read(), b'seven')
+        self.unmount()
+
     def test_exit_with_no_descriptor_free(self):
         """At unmount, libfuse cancels its worker threads, which needs
         libgcc_s: loaded at start, so a daemon that cannot open a single

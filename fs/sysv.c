@@ -116,11 +116,16 @@ static int caller_in_group(fuse_req_t req, gid_t gid)
  * knows one owner, so a creator who is no longer the owner is shown itself as
  * the owner (and a member of the creator's group, by its primary group or a
  * supplementary one, that group). Root, who
- * passes every check anyway, sees shm_perm as it is. Attributes are never
- * cached (timeout 0), so each user gets its own view. KNOWN: the segment
- * as just read (a lookup's), or NULL. */
-static int seg_stat(fuse_req_t req, struct node *n, struct stat *st, const struct sysv_seg *known)
+ * passes every check anyway, sees shm_perm as it is. The kernel keeps one
+ * set of attributes per inode: *TIMEOUT says how long these may be cached,
+ * -o timeout when every caller sees the same (the creator is the owner, its
+ * group the group: nearly always), as for POSIX objects, else 0, so that
+ * each user gets its own view. KNOWN: the segment as just read (a
+ * lookup's), or NULL. */
+static int seg_stat(fuse_req_t req, struct node *n, struct stat *st, const struct sysv_seg *known,
+		    double *timeout)
 {
+	*timeout = 0;
 	pthread_mutex_lock(&n->lock);
 	if (n->pending) {
 		pending_stat(n, st);
@@ -135,6 +140,8 @@ static int seg_stat(fuse_req_t req, struct node *n, struct stat *st, const struc
 	if (known && known->shmid == seg.shmid)
 		seg = *known;
 	sysv_fill_stat(&seg, st);
+	if (seg.ds.shm_perm.cuid == seg.ds.shm_perm.uid && seg.ds.shm_perm.cgid == seg.ds.shm_perm.gid)
+		*timeout = shmfs_of(req)->timeout;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	if (ctx->uid != 0 && ctx->uid == seg.ds.shm_perm.cuid)
 		st->st_uid = ctx->uid;
@@ -153,8 +160,7 @@ static int seg_entry(fuse_req_t req, struct node *n, struct fuse_entry_param *e,
 	memset(e, 0, sizeof *e);
 	e->ino = inode_number(fs, n);
 	e->entry_timeout = fs->timeout;
-	e->attr_timeout = 0; /* per-caller attributes, see seg_stat */
-	int rc = seg_stat(req, n, &e->attr, known);
+	int rc = seg_stat(req, n, &e->attr, known, &e->attr_timeout);
 	if (rc < 0)
 		inode_forget(fs, n, 1);
 	return rc;
@@ -197,10 +203,11 @@ void sysv_dir_lookup(fuse_req_t req, const char *name)
 void sysv_seg_getattr(fuse_req_t req, struct node *n)
 {
 	struct stat st;
-	int rc = seg_stat(req, n, &st, NULL);
+	double timeout;
+	int rc = seg_stat(req, n, &st, NULL, &timeout);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
-	fuse_reply_attr(req, &st, 0);
+	fuse_reply_attr(req, &st, timeout);
 }
 
 /* Make the segment of a pending node, SIZE bytes, holding what was staged.

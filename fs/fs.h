@@ -113,7 +113,7 @@ struct inode_table {
 	dev_t dev;             /* SOURCE's filesystem: handles are decoded on it */
 	int handles;           /* whether file handles work there */
 	int by_name;           /* ... and it is tmpfs, whose ctimes tell when a
-				* name was bound (posix.c, entry_by_name) */
+				* name was bound (inode_lookup_at) */
 	pthread_mutex_t fd_lock;     /* the slots below: a leaf lock */
 	struct dirfd_slot *slots;    /* fd_lock: directory descriptors kept open */
 	unsigned long fd_clock;      /* fd_lock: their last use */

@@ -5,7 +5,9 @@
  * Lock order: node->lock, then inode_table.lock; never the other way round.
  * The views' idle-snapshot list lock (viewsnap.c) comes after node->lock
  * and before inode_table.lock; whoever holds it only trylocks a node. Handles have their own locks
- * (pmap) and take no other lock while held. */
+ * (pmap) and take no other lock while held. inode_table.fd_lock (the
+ * directory descriptors kept open, inodefd.c) is a leaf: taken under any of
+ * these, or none, and nothing is taken while it is held. */
 #ifndef SHMFS_FS_H
 #define SHMFS_FS_H
 
@@ -16,6 +18,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "pmap.h"
@@ -30,6 +33,9 @@ enum node_kind {
 
 struct sysv_pending;
 struct shmfs;
+struct file_handle;
+struct dirfd_slot;
+struct node_name;
 struct view_state;
 struct sysv_typed;
 struct load_stage;
@@ -49,11 +55,22 @@ struct node {
 	uint64_t nlookup;       /* kernel references; inode_table.lock */
 	struct node *hash_next; /* inode_table.lock */
 
-	/* NODE_POSIX: an O_PATH descriptor (owned), and the identity it had when
-	 * looked up, which is the key in the inode table. */
+	/* NODE_POSIX (and NODE_VIEW of a POSIX object): how the object is
+	 * reached without holding it open (inodefd.c): its file handle, or,
+	 * where SOURCE's filesystem gives none, an O_PATH descriptor (fd >= 0,
+	 * owned; the root's is SOURCE itself). Both set once; used only through
+	 * inode_fd() and inode_open(). DEV and INO: the identity it had when
+	 * looked up, its key in the inode table. */
+	struct file_handle *handle; /* set once; inode_table.fd_lock while NAME */
 	int fd;
 	dev_t dev;
 	ino_t ino;
+	struct node_name *name; /* a node a listing made: its directory and name
+				 * there, which find its handle when first needed
+				 * (inodefd.c); set at creation */
+	int isdir;   /* set once: its descriptor may be kept (inodefd.c) */
+	int retired; /* inode_table.lock: its (dev, ino) names another object
+		      * now (the old one was removed): lookups pass it by */
 
 	/* NODE_SYSV_SEG: the segment, or shmid -1 while it is still being
 	 * created (then PENDING holds what was written so far). Both under lock. */
@@ -91,6 +108,15 @@ struct inode_table {
 	struct node **buckets; /* lock */
 	size_t nbuckets;       /* lock */
 	size_t count;          /* lock */
+	/* How nodes reach their objects (inodefd.c); set once at start. */
+	int mount_fd;          /* SOURCE, open for reading: open_by_handle_at's anchor */
+	dev_t dev;             /* SOURCE's filesystem: handles are decoded on it */
+	int handles;           /* whether file handles work there */
+	int by_name;           /* ... and it is tmpfs, whose ctimes tell when a
+				* name was bound (inode_lookup_at) */
+	pthread_mutex_t fd_lock;     /* the slots below: a leaf lock */
+	struct dirfd_slot *slots;    /* fd_lock: directory descriptors kept open */
+	unsigned long fd_clock;      /* fd_lock: their last use */
 };
 
 struct shmfs {
@@ -102,7 +128,7 @@ struct shmfs {
 	double timeout;          /* entry and attribute timeout, seconds (-o timeout);
 				  * negative entries are never cached */
 	int reserve;             /* -o reserve: growing by truncate reserves memory */
-	struct node root;        /* FUSE_ROOT_ID; fd is SOURCE (O_PATH) */
+	struct node root;        /* FUSE_ROOT_ID; fd is SOURCE (open for reading) */
 	struct node sysv_dir;    /* never forgotten */
 	struct timespec started; /* times of the System V directory */
 	struct inode_table table;
@@ -130,10 +156,23 @@ void inode_table_destroy(struct inode_table *t);
 /* The node for a FUSE inode number (nodes are addressed by pointer). */
 struct node *inode_node(struct shmfs *fs, fuse_ino_t ino);
 fuse_ino_t inode_number(struct shmfs *fs, struct node *n);
-/* Find or add the node of a POSIX object and take one kernel reference.
- * FD (O_PATH) is adopted by a new node, or closed if the node existed.
- * Returns NULL (and closes FD) when out of memory. */
-struct node *inode_get_posix(struct inode_table *t, int fd, dev_t dev, ino_t ino);
+/* Find or add the node of a POSIX object (ST: its attributes) and take one
+ * kernel reference. The object is named by HANDLE (adopted) if not NULL;
+ * else FD (O_PATH) is closed once the object's file handle names it, or
+ * adopted by a new node where it has none. A node whose (dev, ino) is ST's
+ * but whose handle is not names a removed object: it is retired, and a new
+ * node made. Returns NULL (having freed HANDLE, closed FD) when out of
+ * memory. */
+struct node *inode_get_posix(struct inode_table *t, int fd, struct file_handle *handle,
+			     const struct stat *st);
+/* The same for object NAME of directory node DIR (ST: its attributes, just
+ * taken), named lazily: a new node keeps NAME and a reference on DIR (unless
+ * DIR is the root, ROOT), and finds its handle by them when it is first
+ * used; a listing (READDIRPLUS) makes a node per entry, most of which are
+ * never used. An existing node of (dev, ino) is taken as it is. Returns
+ * NULL when out of memory. */
+struct node *inode_get_posix_listed(struct inode_table *t, struct node *dir, int root,
+				    const char *name, const struct stat *st);
 /* Find or add the node of a segment and take one kernel reference. */
 struct node *inode_get_sysv(struct inode_table *t, int shmid, key_t key);
 /* Add an existing (pending) segment node under SHMID once it exists. */
@@ -144,7 +183,9 @@ int inode_ref(struct inode_table *t, struct node *n);
 /* Drop NLOOKUP kernel references; frees the node at zero. */
 void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup);
 /* Find or add a view node (see struct node) and take one kernel reference;
- * FD (O_PATH of the object, or -1) is adopted or closed as for POSIX nodes. */
+ * FD (O_PATH of the object, or -1) is named by its handle and closed, or
+ * adopted, as for POSIX nodes (a node of another object of that (dev, ino)
+ * is passed by). */
 struct node *inode_get_view(struct inode_table *t, int fd, dev_t dev, ino_t ino, uint32_t variant,
 			    int shmid);
 /* The node of a frame view (gen != NULL): of the nodes of one view (DEV,
@@ -178,6 +219,65 @@ void fd_object_name(int fd, char *name, size_t len);
  * caller closes it), and the object's NAME there. Returns the descriptor,
  * or -ESTALE when the object has been removed or cannot be found. */
 int fd_object_dir(int fd, char *name, size_t len);
+/* The same for the object of node N. */
+void inode_object_name(struct shmfs *fs, struct node *n, char *name, size_t len);
+int inode_object_dir(struct shmfs *fs, struct node *n, char *name, size_t len);
+
+/* inodefd.c: how a node reaches its object without holding it open. */
+/* How the nodes of T reach their objects: MOUNT_FD is SOURCE, open for
+ * reading (not O_PATH; kept by the caller). Says in the log how, once. */
+void inode_fd_setup(struct inode_table *t, int mount_fd);
+/* A descriptor of N's object for the request at hand: O_PATH (for the *at
+ * calls, with AT_EMPTY_PATH for the object itself), or the one a directory
+ * keeps. Returns it, or -errno: -ESTALE when the object is gone, -EMFILE or
+ * -ENFILE when the daemon has no descriptor left (logged once). Give it
+ * back with inode_fd_put(). Never inside a creds scope: it needs the
+ * daemon's own capabilities (open_by_handle_at). */
+int inode_fd(struct shmfs *fs, struct node *n);
+void inode_fd_put(struct shmfs *fs, struct node *n, int fd);
+/* N's object opened anew with FLAGS (O_RDONLY, O_RDWR, O_TRUNC, O_NONBLOCK,
+ * ...; O_CLOEXEC is added): the caller's descriptor, or -errno as for
+ * inode_fd. Never inside a creds scope. */
+int inode_open(struct shmfs *fs, struct node *n, int flags);
+/* How FD (O_PATH, of an object on filesystem DEV) is to be named by a node:
+ * 1 and *HANDLE (malloc'd) when a file handle names it, 0 when the node must
+ * keep FD itself, -ENOMEM. For inode.c. */
+int inode_fd_name(struct inode_table *t, int fd, dev_t dev, struct file_handle **handle);
+/* The attributes of object NAME of directory DIRFD into ST, and how a node
+ * is to name it: *HANDLE (malloc'd) where a handle names it, else *FD (an
+ * O_PATH descriptor to adopt). Returns 0 or -errno. */
+int inode_lookup_at(struct inode_table *t, int dirfd, const char *name, struct stat *st,
+		    struct file_handle **handle, int *fd);
+/* Whether node A names its object by handle B (both NULL: nodes that keep
+ * a descriptor, taken as alike). */
+int inode_fd_same(const struct node *a, const struct file_handle *b);
+/* Whether node N, found by the (dev, ino) of the object *HANDLE names,
+ * names that object: a listed node that has no handle yet takes *HANDLE
+ * (*HANDLE is then NULL). Caller holds inode_table.lock. */
+int inode_fd_match(struct inode_table *t, struct node *n, struct file_handle **handle);
+/* Make listed node N of DIR (a reference of N's, taken when REF) know NAME. 0 or -ENOMEM. */
+int inode_fd_listed(struct node *n, struct node *dir, int ref, const char *name);
+/* Let go of what N holds to reach its object (inode.c, when N goes); the
+ * directory whose reference N held, to be dropped by the caller, or NULL. */
+struct node *inode_fd_release(struct inode_table *t, struct node *n);
+/* Free the kept directory descriptors (at exit). */
+void inode_fd_teardown(struct inode_table *t);
+/* A descriptor was refused with EMFILE: raise the limit if it can still go
+ * up (soft to hard; as root, both to fs.nr_open). Returns 1 if it went up. */
+int fd_limit_raise(void);
+/* Say once that WHAT was refused for want of descriptors (ERR: EMFILE or
+ * ENFILE) or memory; other ERR say nothing. */
+void fd_exhausted(const char *what, int err);
+/* FD, just opened for a file open through the mount (it stays open as long
+ * as that file), if keeping it leaves a reserve of descriptors for the
+ * requests' own short uses (lookups, listings, stat), the limit raised if
+ * need be; else FD is closed, WHAT logged once, and -EMFILE returned: the
+ * open fails, nothing else does. FD < 0 is returned as it is. */
+int fd_keep(int fd, const char *what);
+/* The same asked before a descriptor is made (a create, which must not
+ * make its object and then fail): 0 or -EMFILE. PROBE_FD: any descriptor
+ * the daemon holds (it is duplicated to learn the lowest free number). */
+int fd_room(int probe_fd, const char *what);
 /* A node that is in no table yet (a segment being created), one reference. */
 struct node *inode_new_sysv_pending(key_t key);
 /* A node in no table (a name being created by a loading copy), one reference. */
@@ -216,8 +316,13 @@ struct handle {
  * group are the caller's, as on tmpfs): 0 or -errno. */
 int posix_symlink_as_caller(fuse_req_t req, const char *target, int dirfd, const char *name);
 void posix_lookup(fuse_req_t req, struct node *parent, const char *name);
+/* The entry of NAME in PARENT, with a kernel reference: 0 or -errno. */
 int posix_entry(struct shmfs *fs, struct node *parent, const char *name,
 		struct fuse_entry_param *e);
+/* The same for a listing (READDIRPLUS): the node finds its object's handle
+ * when first used (inode_get_posix_listed), so an entry costs one stat. */
+int posix_entry_listed(struct shmfs *fs, struct node *dir, const char *name,
+		       struct fuse_entry_param *e);
 void posix_getattr(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
 void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,
 		   struct fuse_file_info *fi);
@@ -275,16 +380,25 @@ extern const struct fuse_lowlevel_ops shmfs_ops;
 /* Whether the root shows the System V directory (SOURCE has no entry of that name). */
 int shmfs_sysv_visible(struct shmfs *fs);
 
-/* dirsnap (ops.c): a directory listing taken at opendir, so offsets are
- * indexes and stay valid whatever happens to the directory meanwhile. */
+/* dirsnap.c: a directory listing taken at opendir, so offsets are indexes
+ * and stay valid whatever happens to the directory meanwhile. A snapshot
+ * starts with a struct open_item (it is an open directory's fi->fh). */
+void *dirsnap_new(void);
+void dirsnap_free(void *snapshot);
 int dirsnap_add(void *snapshot, const char *name, ino_t ino, mode_t type);
 /* Whether SNAPSHOT already has an entry NAME. */
 int dirsnap_has(void *snapshot, const char *name);
 /* Leave entry NAME out of SNAPSHOT (if there). */
 void dirsnap_drop(void *snapshot, const char *name);
-/* Entries so far, and entry I's name and type (S_IFREG, ...). */
+/* Mark the entries so far as SOURCE's own (before any view is added), and
+ * how many those are. */
+void dirsnap_set_real(void *snapshot);
+size_t dirsnap_real(void *snapshot);
+/* Entries so far, and entry I's name (good as long as SNAPSHOT), type
+ * (S_IFREG, ...) and inode number. */
 size_t dirsnap_count(void *snapshot);
 const char *dirsnap_name(void *snapshot, size_t i);
 mode_t dirsnap_type(void *snapshot, size_t i);
+ino_t dirsnap_ino(void *snapshot, size_t i);
 
 #endif

@@ -52,6 +52,14 @@ int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse
 /* Add to SNAPSHOT the views of the objects of DIR, whose real entries are
  * already in it (a view never hides a real file of the same name). */
 int view_list(struct shmfs *fs, struct node *dir, void *snapshot);
+/* The typed view of regular object I of SNAPSHOT (one of SOURCE's own
+ * entries of DIR; ST its attributes if known): added at the end of SNAPSHOT
+ * when the object has one and no entry has its name. Asked as the listing
+ * is read, where the object's attributes are at hand: an empty object (most
+ * of a big directory, sem.* files) has none, and costs no system call.
+ * Returns 0 or -ENOMEM. */
+int view_list_typed(struct shmfs *fs, struct node *dir, void *snapshot, size_t i,
+		    const struct stat *st);
 
 /* A copy onto view node N (an O_TRUNC open that loads, load.c) is staged on
  * N itself: the open empties the kernel's inode for every open of it, so N
@@ -64,9 +72,9 @@ int viewgen_take_for_copy(struct shmfs *fs, struct node *n);
 void view_getattr(fuse_req_t req, struct node *n);
 /* The attributes of view node N; 0 or -errno. */
 int view_node_stat(struct shmfs *fs, struct node *n, struct stat *st);
-/* The object of view node N (a POSIX object) opened with FLAGS: a
- * descriptor, or -errno. */
-int view_object_open(struct node *n, int flags);
+/* The object of view node N (a POSIX object) opened with FLAGS (and
+ * O_NONBLOCK): a descriptor, or -errno (-ESTALE once it is gone). */
+int view_object_open(struct shmfs *fs, struct node *n, int flags);
 /* Free what a frame view node holds (inode.c, when the node goes). */
 void viewgen_node_free(struct node *n);
 

@@ -6,8 +6,13 @@
  * turning an id back into a node costs nothing. A node stays allocated while
  * the kernel holds references (nlookup > 0); the table below makes sure one
  * object gets one node: POSIX objects are keyed by (st_dev, st_ino) of the
- * backing file, System V segments by shmid (a re-created segment gets a new
+ * backing file and named by its file handle (inodefd.c: a node holds no
+ * descriptor), System V segments by shmid (a re-created segment gets a new
  * shmid, hence a new node, so a stale inode can never reach the new memory).
+ * An inode number may come back for a new object once the old one is gone;
+ * its handle does not (it carries the inode's generation), so a node whose
+ * handle is not the object's is retired, passed by in lookups, and the new
+ * object gets a node of its own.
  * The st_ino a user sees is the backing inode number (POSIX) or a number
  * derived from the shmid (see sysv_ino), never the node id.
  *
@@ -52,10 +57,15 @@ int inode_table_init(struct inode_table *t)
 	return -pthread_mutex_init(&t->lock, NULL);
 }
 
-static void node_free(struct node *n)
+static void table_forget(struct inode_table *t, struct node *n, uint64_t nlookup);
+
+/* Free N; with DROP, the reference it held on its directory too (not at
+ * exit: the table goes all at once). */
+static void node_free(struct inode_table *t, struct node *n, int drop)
 {
-	if ((n->kind == NODE_POSIX || n->kind == NODE_VIEW) && n->fd >= 0)
-		close(n->fd);
+	struct node *dir = inode_fd_release(t, n);
+	if (dir && drop)
+		table_forget(t, dir, 1);
 	if (n->kind == NODE_SYSV_SEG)
 		sysv_node_free(n);
 	if (n->kind == NODE_LOAD)
@@ -72,12 +82,13 @@ void inode_table_destroy(struct inode_table *t)
 		struct node *n = t->buckets[i];
 		while (n) {
 			struct node *next = n->hash_next;
-			node_free(n);
+			node_free(t, n, 0);
 			n = next;
 		}
 	}
 	free(t->buckets);
 	pthread_mutex_destroy(&t->lock);
+	inode_fd_teardown(t);
 }
 
 /* The identity a node is filed under: see inode_get_*. */
@@ -142,6 +153,7 @@ static struct node *node_alloc(enum node_kind kind)
 		return NULL;
 	n->kind = kind;
 	n->fd = -1;
+	n->handle = NULL;
 	n->shmid = -1;
 	pthread_mutex_init(&n->lock, NULL);
 	return n;
@@ -159,29 +171,77 @@ fuse_ino_t inode_number(struct shmfs *fs, struct node *n)
 	return n == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
 }
 
-struct node *inode_get_posix(struct inode_table *t, int fd, dev_t dev, ino_t ino)
+struct node *inode_get_posix(struct inode_table *t, int fd, struct file_handle *handle,
+			     const struct stat *st)
 {
-	pthread_mutex_lock(&t->lock);
-	size_t b = bucket_of(t, NODE_POSIX, (uint64_t)dev, (uint64_t)ino, 0);
-	for (struct node *n = t->buckets[b]; n; n = n->hash_next) {
-		if (n->kind == NODE_POSIX && n->dev == dev && n->ino == ino) {
-			n->nlookup++;
-			pthread_mutex_unlock(&t->lock);
-			close(fd);
-			return n;
-		}
-	}
-	struct node *n = node_alloc(NODE_POSIX);
-	if (!n) {
-		pthread_mutex_unlock(&t->lock);
+	struct file_handle *h = handle;
+	int named = h ? 1 : inode_fd_name(t, fd, st->st_dev, &h);
+	if (named < 0) {
 		close(fd);
 		return NULL;
 	}
-	n->fd = fd;
-	n->dev = dev;
-	n->ino = ino;
-	n->nlookup = 1;
-	insert(t, n);
+	pthread_mutex_lock(&t->lock);
+	size_t b = bucket_of(t, NODE_POSIX, (uint64_t)st->st_dev, (uint64_t)st->st_ino, 0);
+	struct node *n;
+	for (n = t->buckets[b]; n; n = n->hash_next) {
+		if (n->kind != NODE_POSIX || n->retired || n->dev != st->st_dev || n->ino != st->st_ino)
+			continue;
+		if (inode_fd_match(t, n, &h))
+			break;
+		n->retired = 1; /* a removed object's: see the top */
+	}
+	if (n) {
+		n->nlookup++;
+	} else {
+		n = node_alloc(NODE_POSIX);
+		if (n) {
+			n->handle = h;
+			n->fd = named ? -1 : fd;
+			n->dev = st->st_dev;
+			n->ino = st->st_ino;
+			n->isdir = S_ISDIR(st->st_mode);
+			n->nlookup = 1;
+			insert(t, n);
+			h = NULL;
+			if (!named)
+				fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	free(h);
+	if (fd >= 0)
+		close(fd);
+	return n;
+}
+
+struct node *inode_get_posix_listed(struct inode_table *t, struct node *dir, int root,
+				    const char *name, const struct stat *st)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t b = bucket_of(t, NODE_POSIX, (uint64_t)st->st_dev, (uint64_t)st->st_ino, 0);
+	struct node *n;
+	for (n = t->buckets[b]; n; n = n->hash_next)
+		if (n->kind == NODE_POSIX && !n->retired && n->dev == st->st_dev &&
+		    n->ino == st->st_ino)
+			break;
+	if (n) {
+		n->nlookup++;
+	} else {
+		n = node_alloc(NODE_POSIX);
+		if (n && inode_fd_listed(n, dir, !root, name) < 0) {
+			node_free(t, n, 0);
+			n = NULL;
+		}
+		if (n) {
+			n->dev = st->st_dev;
+			n->ino = st->st_ino;
+			n->isdir = S_ISDIR(st->st_mode);
+			n->nlookup = 1;
+			if (!root)
+				dir->nlookup++; /* N's, until N goes */
+			insert(t, n);
+		}
+	}
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
@@ -208,18 +268,17 @@ struct node *inode_get_sysv(struct inode_table *t, int shmid, key_t key)
 	return n;
 }
 
-/* A new view node filed in the table with one reference, adopting FD
- * (closed when out of memory: NULL). Caller holds t->lock. */
-static struct node *view_node_new(struct inode_table *t, int fd, dev_t dev, ino_t ino,
-				  uint32_t variant, int shmid)
+/* A new view node filed in the table with one reference, naming its object
+ * by handle H (adopted) or descriptor FD (adopted unless NAMED); NULL when
+ * out of memory. Caller holds t->lock. */
+static struct node *view_node_new(struct inode_table *t, struct file_handle *h, int fd, int named,
+				  dev_t dev, ino_t ino, uint32_t variant, int shmid)
 {
 	struct node *n = node_alloc(NODE_VIEW);
-	if (!n) {
-		if (fd >= 0)
-			close(fd);
+	if (!n)
 		return NULL;
-	}
-	n->fd = fd;
+	n->handle = h;
+	n->fd = named ? -1 : fd;
 	n->dev = dev;
 	n->ino = ino;
 	n->variant = variant;
@@ -229,22 +288,49 @@ static struct node *view_node_new(struct inode_table *t, int fd, dev_t dev, ino_
 	return n;
 }
 
+/* Whether view node N is of object (DEV, INO) named by H, as view VARIANT. */
+static int view_match(const struct node *n, dev_t dev, ino_t ino, uint32_t variant,
+		      const struct file_handle *h)
+{
+	return n->kind == NODE_VIEW && !n->retired && n->dev == dev && n->ino == ino &&
+	       n->variant == variant && inode_fd_same(n, h);
+}
+
+/* What the view functions below adopt, and give back when unused: handle H,
+ * or FD unless a handle names it (NAMED). */
+static void unused_name(struct file_handle *h, int fd)
+{
+	free(h);
+	if (fd >= 0)
+		close(fd);
+}
+
 struct node *inode_get_view(struct inode_table *t, int fd, dev_t dev, ino_t ino, uint32_t variant,
 			    int shmid)
 {
+	struct file_handle *h = NULL;
+	int named = fd >= 0 ? inode_fd_name(t, fd, dev, &h) : 0;
+	if (named < 0) {
+		close(fd);
+		return NULL;
+	}
 	pthread_mutex_lock(&t->lock);
 	size_t b = bucket_of(t, NODE_VIEW, (uint64_t)dev, (uint64_t)ino, variant);
-	for (struct node *n = t->buckets[b]; n; n = n->hash_next) {
-		if (n->kind == NODE_VIEW && n->dev == dev && n->ino == ino && n->variant == variant) {
-			n->nlookup++;
-			pthread_mutex_unlock(&t->lock);
-			if (fd >= 0)
-				close(fd);
-			return n;
+	struct node *n;
+	for (n = t->buckets[b]; n; n = n->hash_next)
+		if (view_match(n, dev, ino, variant, h))
+			break;
+	if (n) {
+		n->nlookup++;
+	} else {
+		n = view_node_new(t, h, fd, named, dev, ino, variant, shmid);
+		if (n) {
+			h = NULL;
+			fd = named ? fd : -1;
 		}
 	}
-	struct node *n = view_node_new(t, fd, dev, ino, variant, shmid);
 	pthread_mutex_unlock(&t->lock);
+	unused_name(h, fd);
 	return n;
 }
 
@@ -254,6 +340,12 @@ struct node *inode_get_view_gen(struct inode_table *t, int fd, dev_t dev, ino_t 
 				struct node **replaced)
 {
 	*replaced = NULL;
+	struct file_handle *h = NULL;
+	int named = fd >= 0 ? inode_fd_name(t, fd, dev, &h) : 0;
+	if (named < 0) {
+		close(fd);
+		return NULL;
+	}
 	pthread_mutex_lock(&t->lock);
 	size_t b = bucket_of(t, NODE_VIEW, (uint64_t)dev, (uint64_t)ino, variant);
 	struct node *cur = NULL;
@@ -261,14 +353,13 @@ struct node *inode_get_view_gen(struct inode_table *t, int fd, dev_t dev, ino_t 
 		if (n->kind == NODE_VIEW && n->view_current && n->dev == dev && n->ino == ino &&
 		    n->variant == variant)
 			cur = n;
-	if (cur && cur->gen && same(cur->gen, gen)) {
+	if (cur && cur->gen && inode_fd_same(cur, h) && same(cur->gen, gen)) {
 		cur->nlookup++;
 		pthread_mutex_unlock(&t->lock);
-		if (fd >= 0)
-			close(fd);
+		unused_name(h, fd);
 		return cur;
 	}
-	struct node *n = view_node_new(t, fd, dev, ino, variant, shmid);
+	struct node *n = view_node_new(t, h, fd, named, dev, ino, variant, shmid);
 	if (n && cur) {
 		cur->view_current = 0;
 		cur->nlookup++;
@@ -277,8 +368,11 @@ struct node *inode_get_view_gen(struct inode_table *t, int fd, dev_t dev, ino_t 
 	if (n) {
 		n->gen = gen;
 		n->view_current = 1;
+		h = NULL;
+		fd = named ? fd : -1;
 	}
 	pthread_mutex_unlock(&t->lock);
+	unused_name(h, fd);
 	return n;
 }
 
@@ -353,11 +447,8 @@ int inode_ref(struct inode_table *t, struct node *n)
 	return live;
 }
 
-void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup)
+static void table_forget(struct inode_table *t, struct node *n, uint64_t nlookup)
 {
-	if (n == &fs->root || n == &fs->sysv_dir)
-		return;
-	struct inode_table *t = &fs->table;
 	pthread_mutex_lock(&t->lock);
 	if (n->nlookup > nlookup) {
 		n->nlookup -= nlookup;
@@ -370,7 +461,14 @@ void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup)
 		unlink_node(t, n);
 	n->view_current = 0;
 	pthread_mutex_unlock(&t->lock);
-	node_free(n);
+	node_free(t, n, 1);
+}
+
+void inode_forget(struct shmfs *fs, struct node *n, uint64_t nlookup)
+{
+	if (n == &fs->root || n == &fs->sysv_dir)
+		return;
+	table_forget(&fs->table, n, nlookup);
 }
 
 int inode_backing_get(struct node *n, int (*open_fd)(struct node *n, void *arg), void *arg)
@@ -464,4 +562,23 @@ void fd_object_name(int fd, char *name, size_t len)
 		const char *slash = strrchr(link, '/');
 		snprintf(name, len, "%.*s", NAME_MAX, slash ? slash + 1 : link);
 	}
+}
+
+void inode_object_name(struct shmfs *fs, struct node *n, char *name, size_t len)
+{
+	int fd = inode_fd(fs, n);
+	name[0] = '\0';
+	if (fd >= 0)
+		fd_object_name(fd, name, len);
+	inode_fd_put(fs, n, fd);
+}
+
+int inode_object_dir(struct shmfs *fs, struct node *n, char *name, size_t len)
+{
+	int fd = inode_fd(fs, n);
+	if (fd < 0)
+		return fd;
+	int dirfd = fd_object_dir(fd, name, len);
+	inode_fd_put(fs, n, fd);
+	return dirfd;
 }

@@ -41,8 +41,12 @@ static int swap_suffix(const char *s, const char *suffix, const char *with, char
 static int dir_below_source(struct shmfs *fs, struct node *dir, char *out, size_t len)
 {
 	char path[64], real[PATH_MAX];
-	proc_path(path, dir->fd);
+	int fd = inode_fd(fs, dir);
+	if (fd < 0)
+		return fd;
+	proc_path(path, fd);
 	ssize_t n = readlink(path, real, sizeof real - 1);
+	inode_fd_put(fs, dir, fd);
 	if (n <= 0)
 		return -ESTALE;
 	real[n] = '\0';
@@ -220,7 +224,9 @@ static int is_fits_spelling(struct shmfs *fs, struct node *dir, const char *name
 {
 	if (!ends_with(name, ".fits") || !ends_with(target, ".fits"))
 		return 0;
-	int fd = resolve(fs, dir->fd, target, 0);
+	int dirfd = inode_fd(fs, dir);
+	int fd = dirfd < 0 ? dirfd : resolve(fs, dirfd, target, 0);
+	inode_fd_put(fs, dir, dirfd);
 	if (fd >= 0)
 		close(fd);
 	return fd == -ENOENT;
@@ -242,36 +248,36 @@ void links_symlink(fuse_req_t req, const char *target, struct node *parent, cons
 		   swap_suffix(stored, ".fits", ISIO_SUFFIX, linktarget, sizeof linktarget) < 0) {
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	}
-	rc = posix_symlink_as_caller(req, linktarget, parent->fd, object);
+	int dirfd = inode_fd(fs, parent);
+	rc = dirfd < 0 ? dirfd : posix_symlink_as_caller(req, linktarget, dirfd, object);
+	struct fuse_entry_param e;
+	if (rc == 0) {
+		rc = fits ? links_view_entry(fs, parent, object, &e)
+			  : posix_entry(fs, parent, name, &e);
+		if (rc < 0)
+			unlinkat(dirfd, object, 0);
+	}
+	inode_fd_put(fs, parent, dirfd);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
-	struct fuse_entry_param e;
-	rc = fits ? links_view_entry(fs, parent, object, &e) : posix_entry(fs, parent, name, &e);
-	if (rc < 0) {
-		unlinkat(parent->fd, object, 0);
-		return (void)fuse_reply_err(req, -rc);
-	}
 	/* A symlink's attributes are never cached (see links_lookup): ln -sf
 	 * renames this one over another name at once. */
 	e.attr_timeout = 0;
 	fuse_reply_entry(req, &e);
 }
 
-int links_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
-		 const char *newname, unsigned int flags)
+/* links_rename with the descriptors of PARENT and NEWPARENT at hand. */
+static int rename_link(fuse_req_t req, int dirfd, const char *name, struct node *newparent,
+		       int newdirfd, const char *newname, unsigned int flags)
 {
-	/* ln -sf makes the new link under a temporary name and renames it
-	 * over the old one: a link spelled with .fits arrives here. */
-	if (flags & RENAME_EXCHANGE)
-		return 0;
 	if (!ends_with(newname, ".fits") ||
-	    !(faccessat(newparent->fd, newname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT))
+	    !(faccessat(newdirfd, newname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT))
 		return 0;
 	struct stat st;
 	char target[PATH_MAX], object[NAME_MAX + 1], linktarget[PATH_MAX];
-	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
 		return 0;
-	ssize_t n = readlinkat(parent->fd, name, target, sizeof target - 1);
+	ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
 	if (n <= 0)
 		return 0;
 	target[n] = '\0';
@@ -284,7 +290,7 @@ int links_rename(fuse_req_t req, struct node *parent, const char *name, struct n
 		return 1;
 	}
 	if ((flags & RENAME_NOREPLACE) &&
-	    faccessat(newparent->fd, object, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+	    faccessat(newdirfd, object, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		fuse_reply_err(req, EEXIST);
 		return 1;
 	}
@@ -294,20 +300,38 @@ int links_rename(fuse_req_t req, struct node *parent, const char *name, struct n
 	char tmp[64];
 	snprintf(tmp, sizeof tmp, ".shmfs-link.%d.%u", (int)getpid(), atomic_fetch_add(&counter, 1));
 	int rc = 0;
-	if (symlinkat(linktarget, newparent->fd, tmp) < 0)
+	if (symlinkat(linktarget, newdirfd, tmp) < 0)
 		rc = -errno;
-	if (rc == 0 && fchownat(newparent->fd, tmp, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+	if (rc == 0 && fchownat(newdirfd, tmp, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
 		rc = -errno;
-	if (rc == 0 && renameat(newparent->fd, tmp, newparent->fd, object) < 0)
+	if (rc == 0 && renameat(newdirfd, tmp, newdirfd, object) < 0)
 		rc = -errno;
 	if (rc < 0) {
-		unlinkat(newparent->fd, tmp, 0);
+		unlinkat(newdirfd, tmp, 0);
 		fuse_reply_err(req, -rc);
 		return 1;
 	}
-	unlinkat(parent->fd, name, 0);
+	unlinkat(dirfd, name, 0);
 	fuse_reply_err(req, 0);
 	return 1;
+}
+
+int links_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
+		 const char *newname, unsigned int flags)
+{
+	/* ln -sf makes the new link under a temporary name and renames it
+	 * over the old one: a link spelled with .fits arrives here. */
+	if ((flags & RENAME_EXCHANGE) || !ends_with(newname, ".fits"))
+		return 0;
+	struct shmfs *fs = shmfs_of(req);
+	int dirfd = inode_fd(fs, parent);
+	int newdirfd = dirfd < 0 ? dirfd : inode_fd(fs, newparent);
+	/* (without them, the plain rename says why) */
+	int done = newdirfd >= 0 &&
+		   rename_link(req, dirfd, name, newparent, newdirfd, newname, flags);
+	inode_fd_put(fs, newparent, newdirfd);
+	inode_fd_put(fs, parent, dirfd);
+	return done;
 }
 
 int links_unlink(fuse_req_t req, struct node *parent, const char *name)
@@ -315,7 +339,11 @@ int links_unlink(fuse_req_t req, struct node *parent, const char *name)
 	struct shmfs *fs = shmfs_of(req);
 	/* Only names that are no file of SOURCE, and only views that exist:
 	 * rm -f of a name with no view must not remove the file behind it. */
-	if (!(faccessat(parent->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT))
+	int dirfd = inode_fd(fs, parent);
+	int real = dirfd < 0 ||
+		   !(faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+	inode_fd_put(fs, parent, dirfd);
+	if (real) /* (or no descriptor: the plain unlink says why) */
 		return 0;
 	struct fuse_entry_param e;
 	if (view_entry(fs, parent, name, &e) < 0)
@@ -345,7 +373,10 @@ int links_unlink(fuse_req_t req, struct node *parent, const char *name)
 		fuse_reply_err(req, EPERM);
 		return 1;
 	}
-	fuse_reply_err(req, unlinkat(parent->fd, object, 0) < 0 ? errno : 0);
+	dirfd = inode_fd(fs, parent);
+	int rc = dirfd < 0 ? dirfd : unlinkat(dirfd, object, 0) < 0 ? -errno : 0;
+	inode_fd_put(fs, parent, dirfd);
+	fuse_reply_err(req, -rc);
 	return 1;
 }
 
@@ -387,10 +418,14 @@ int links_stream_link(struct shmfs *fs, int dirfd, const char *object, struct st
 
 int links_lookup(fuse_req_t req, struct node *parent, const char *name)
 {
+	struct shmfs *fs = shmfs_of(req);
 	struct stat st;
 	struct fuse_entry_param e;
-	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode) ||
-	    posix_entry(shmfs_of(req), parent, name, &e) < 0)
+	int dirfd = inode_fd(fs, parent);
+	int link = dirfd >= 0 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		   S_ISLNK(st.st_mode);
+	inode_fd_put(fs, parent, dirfd);
+	if (!link || posix_entry(fs, parent, name, &e) < 0)
 		return 0;
 	e.attr_timeout = 0;
 	fuse_reply_entry(req, &e);
@@ -399,8 +434,13 @@ int links_lookup(fuse_req_t req, struct node *parent, const char *name)
 
 int links_getattr(fuse_req_t req, struct node *n)
 {
+	struct shmfs *fs = shmfs_of(req);
 	struct stat st;
-	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+	int fd = inode_fd(fs, n);
+	int link = fd >= 0 && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+		   S_ISLNK(st.st_mode);
+	inode_fd_put(fs, n, fd);
+	if (!link) /* (nor reachable: posix_getattr says why) */
 		return 0;
 	if (st.st_nlink == 0)
 		fuse_reply_err(req, ESTALE);
@@ -409,11 +449,15 @@ int links_getattr(fuse_req_t req, struct node *n)
 	return 1;
 }
 
-int links_stale_symlink(const struct node *n)
+int links_stale_symlink(struct shmfs *fs, struct node *n)
 {
 	struct stat st;
-	return n->fd >= 0 && fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
-	       S_ISLNK(st.st_mode) && st.st_nlink == 0;
+	int fd = inode_fd(fs, n);
+	int stale = fd == -ESTALE ||
+		    (fd >= 0 && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+		     S_ISLNK(st.st_mode) && st.st_nlink == 0);
+	inode_fd_put(fs, n, fd);
+	return stale;
 }
 
 int links_view_target(struct shmfs *fs, struct node *n, char *out, size_t len)
@@ -422,11 +466,15 @@ int links_view_target(struct shmfs *fs, struct node *n, char *out, size_t len)
 	/* A link removed or replaced (ln -sf, rm; ln -s) while the kernel
 	 * still caches the view's name: ESTALE makes it look the name up
 	 * again, instead of following the old target. */
-	if (links_stale_symlink(n))
+	if (links_stale_symlink(fs, n))
 		return -ESTALE;
-	ssize_t r = readlinkat(n->fd, "", target, sizeof target - 1);
+	int fd = inode_fd(fs, n);
+	ssize_t r = fd < 0 ? fd : readlinkat(fd, "", target, sizeof target - 1);
+	if (r < 0 && fd >= 0)
+		r = -errno;
+	inode_fd_put(fs, n, fd);
 	if (r < 0)
-		return -errno;
+		return (int)r;
 	target[r] = '\0';
 	char fits[PATH_MAX];
 	if (!ends_with(target, ISIO_SUFFIX) ||
@@ -446,8 +494,11 @@ int links_view_target(struct shmfs *fs, struct node *n, char *out, size_t len)
 int links_view_stat(struct shmfs *fs, struct node *n, struct stat *st)
 {
 	char target[PATH_MAX];
-	if (fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
+	int fd = inode_fd(fs, n);
+	int rc = fd < 0 ? fd : fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	inode_fd_put(fs, n, fd);
+	if (rc < 0)
+		return rc;
 	if (st->st_nlink == 0)
 		return -ESTALE; /* removed or replaced: see links_stale_symlink */
 	st->st_size = links_view_target(fs, n, target, sizeof target) == 0 ? (off_t)strlen(target) : 0;
@@ -459,10 +510,15 @@ int links_view_entry(struct shmfs *fs, struct node *dir, const char *object,
 		    struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof *e);
-	int opath = openat(dir->fd, object, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int dirfd = inode_fd(fs, dir);
+	if (dirfd < 0)
+		return dirfd;
+	int opath = openat(dirfd, object, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int err = errno;
+	inode_fd_put(fs, dir, dirfd);
 	struct stat st;
 	if (opath < 0)
-		return -errno;
+		return -err;
 	if (fstat(opath, &st) < 0 || !S_ISLNK(st.st_mode)) {
 		close(opath);
 		return -ENOENT;

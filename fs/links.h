@@ -35,7 +35,7 @@ int links_getattr(fuse_req_t req, struct node *n);
  * change made behind its back (links_rename, links_unlink, or another
  * process). Its readlink and attributes answer ESTALE, so that the kernel
  * looks the name up again. */
-int links_stale_symlink(const struct node *n);
+int links_stale_symlink(struct shmfs *fs, struct node *n);
 /* The target a link view shows: the link's, with .fits for .im.shm and the
  * mount point for SOURCE. 0 or -errno. */
 int links_view_target(struct shmfs *fs, struct node *n, char *out, size_t len);

@@ -254,7 +254,11 @@ void load_create(fuse_req_t req, struct node *parent, const char *name, const ch
 {
 	(void)mode; /* streams are made 0666, as ImageStreamIO makes them */
 	struct shmfs *fs = shmfs_of(req);
-	struct load_stage *s = stage_new(req, parent->fd, name, object, imod);
+	int dirfd = inode_fd(fs, parent);
+	if (dirfd < 0)
+		return (void)fuse_reply_err(req, -dirfd);
+	struct load_stage *s = stage_new(req, dirfd, name, object, imod);
+	inode_fd_put(fs, parent, dirfd);
 	struct node *n = s ? inode_new_load(&fs->table) : NULL;
 	if (!n) {
 		if (s)
@@ -439,10 +443,14 @@ int load_open_redirected(fuse_req_t req, struct node *n, struct fuse_file_info *
 int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	char object[NAME_MAX + 1], objpath[PATH_MAX], path[64];
-	fd_object_name(n->fd, object, sizeof object);
-	/* The object's directory, from the path of its descriptor. */
-	proc_path(path, n->fd);
+	/* The object's directory, from the path of a descriptor of it. */
+	int ofd = inode_fd(shmfs_of(req), n);
+	if (ofd < 0)
+		return ofd;
+	fd_object_name(ofd, object, sizeof object);
+	proc_path(path, ofd);
 	ssize_t len = readlink(path, objpath, sizeof objpath - 1);
+	inode_fd_put(shmfs_of(req), n, ofd);
 	if (len <= 0)
 		return -ESTALE;
 	objpath[len] = '\0';
@@ -488,7 +496,10 @@ int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	if (!s)
 		return -ENOMEM;
 	/* The copy's own node carries the view's mode and owner: the kernel
-	 * checks the copy's open against them again. */
+	 * checks the copy's open against them again. With passthrough or
+	 * without: an O_TRUNC open empties the kernel's idea of its inode
+	 * (size 0, no pages), which on the view's own node readers of the
+	 * view would see. */
 	struct stat look;
 	pid_t tid = fuse_req_ctx(req)->pid;
 	if (tid > 0 && have_dir && view_node_stat(shmfs_of(req), n, &look) == 0) {

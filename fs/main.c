@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "fs.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -143,7 +144,9 @@ static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list
 		: level <= FUSE_LOG_INFO ? SHM_LOG_INFO : SHM_LOG_DEBUG, "%s", line);
 }
 
-/* Nodes hold descriptors: allow as many as the hard limit does. */
+/* Nodes hold no descriptor (inodefd.c), opens do: the soft limit goes up
+ * to the hard one now, and further (to fs.nr_open, as root) if the daemon
+ * ever runs out (fd_limit_raise). */
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -151,6 +154,18 @@ static void raise_fd_limit(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/* pthread_cancel() needs libgcc_s for unwinding, and glibc loads it the
+ * first time a thread is cancelled: libfuse cancels its workers when the
+ * mount goes away. Loaded now, the load then opens no file, so the daemon
+ * exits cleanly even with no descriptor left (the library stays: NODELETE). */
+static void preload_unwinder(void)
+{
+	if (!dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE))
+		shm_log(SHM_LOG_WARN, "cannot load libgcc_s.so.1 (%s): the daemon may not stop "
+				      "cleanly if it has no descriptor left at unmount",
+			dlerror());
 }
 
 /* Replace *PATH (malloc'd) by its real path; -1 with a message if it has none. */
@@ -185,7 +200,10 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 	}
 	fs->root.kind = NODE_POSIX;
 	fs->root.nlookup = 2;
-	fs->root.fd = open(o->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	/* Open for reading, not O_PATH: file handles are opened relative to it. */
+	fs->root.fd = open(o->source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->root.fd < 0 && errno == EACCES)
+		fs->root.fd = open(o->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fs->root.fd < 0) {
 		fprintf(stderr, "shmfs: %s: %s\n", o->source, strerror(errno));
 		return -1;
@@ -194,6 +212,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 	fstat(fs->root.fd, &st);
 	fs->root.dev = st.st_dev;
 	fs->root.ino = st.st_ino;
+	fs->root.isdir = 1;
 	pthread_mutex_init(&fs->root.lock, NULL);
 	fs->sysv_dir.kind = NODE_SYSV_DIR;
 	fs->sysv_dir.fd = -1;
@@ -207,6 +226,7 @@ static int shmfs_init_state(struct shmfs *fs, const struct options *o)
 		fprintf(stderr, "shmfs: out of memory\n");
 		return -1;
 	}
+	inode_fd_setup(&fs->table, fs->root.fd);
 	if (!shmfs_sysv_visible(fs))
 		shm_log(SHM_LOG_INFO,
 			"%s has its own entry '%s', which is shown as itself; System V segments "
@@ -283,6 +303,7 @@ int main(int argc, char *argv[])
 	shm_log_set_debug(o.debug);
 	fuse_set_log_func(fuse_log_to_ours);
 	raise_fd_limit();
+	preload_unwinder();
 	/* Objects are made with the caller's credentials (creds.c), and with
 	 * the caller's umask only: the kernel applies it to the mode before
 	 * the request arrives (FUSE without POSIX ACLs), so the daemon's own

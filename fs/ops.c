@@ -142,14 +142,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		const int owner = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID;
 		if ((to_set & owner) && n->shmid < 0 && n->variant != VK_STREAM_LINK) {
 			char path[64];
-			proc_path(path, n->fd);
-			if ((to_set & FUSE_SET_ATTR_MODE) && chmod(path, attr->st_mode & 07777) < 0)
-				return (void)fuse_reply_err(req, errno);
-			if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
-			    fchownat(n->fd, "", to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
+			int fd = inode_fd(shmfs_of(req), n);
+			int rc = fd < 0 ? fd : 0;
+			if (fd >= 0)
+				proc_path(path, fd);
+			if (rc == 0 && (to_set & FUSE_SET_ATTR_MODE) &&
+			    chmod(path, attr->st_mode & 07777) < 0)
+				rc = -errno;
+			if (rc == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
+			    fchownat(fd, "", to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
 				     to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1,
 				     AT_EMPTY_PATH) < 0)
-				return (void)fuse_reply_err(req, errno);
+				rc = -errno;
+			inode_fd_put(shmfs_of(req), n, fd);
+			if (rc < 0)
+				return (void)fuse_reply_err(req, -rc);
 			to_set &= ~owner;
 		}
 		/* A writable open's file is its own: its size may change
@@ -194,7 +201,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	}
 	if (n->kind != NODE_POSIX)
 		return (void)fuse_reply_err(req, EINVAL);
-	if (links_stale_symlink(n))
+	if (links_stale_symlink(shmfs_of(req), n))
 		return (void)fuse_reply_err(req, ESTALE);
 	posix_readlink(req, n);
 }
@@ -337,10 +344,16 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	 * of that name in SOURCE (made meanwhile) is written as itself. */
 	char object[NAME_MAX + 1];
 	int imod;
-	if (load_target(name, object, sizeof object, &imod) &&
-	    faccessat(p->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
-		replace_reclaim(req, p, name); /* unlinked by this program: in place */
-		return load_create(req, p, name, object, imod, mode, fi);
+	if (load_target(name, object, sizeof object, &imod)) {
+		struct shmfs *fs = shmfs_of(req);
+		int dirfd = inode_fd(fs, p);
+		int absent = dirfd >= 0 && faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+			     errno == ENOENT;
+		inode_fd_put(fs, p, dirfd);
+		if (absent) {
+			replace_reclaim(req, p, name); /* unlinked by this program: in place */
+			return load_create(req, p, name, object, imod, mode, fi);
+		}
 	}
 	posix_create(req, p, name, mode, fi);
 }
@@ -476,78 +489,13 @@ void open_close_all(struct shmfs *fs)
 	}
 }
 
-/* A directory listing taken at opendir. */
-struct dirsnap_entry {
-	ino_t ino;
-	mode_t type;
-	char *name;
-};
-struct dirsnap {
-	struct open_item item; /* first: fi->fh points here too */
-	struct dirsnap_entry *entries;
-	size_t count, cap;
-};
-
-int dirsnap_add(void *snapshot, const char *name, ino_t ino, mode_t type)
-{
-	struct dirsnap *d = snapshot;
-	if (d->count == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 64;
-		struct dirsnap_entry *e = realloc(d->entries, cap * sizeof *e);
-		if (!e)
-			return -ENOMEM;
-		d->entries = e;
-		d->cap = cap;
-	}
-	char *copy = strdup(name);
-	if (!copy)
-		return -ENOMEM;
-	d->entries[d->count++] = (struct dirsnap_entry){ino, type, copy};
-	return 0;
-}
-
-int dirsnap_has(void *snapshot, const char *name)
-{
-	struct dirsnap *d = snapshot;
-	for (size_t i = 0; i < d->count; i++)
-		if (strcmp(d->entries[i].name, name) == 0)
-			return 1;
-	return 0;
-}
-
-void dirsnap_drop(void *snapshot, const char *name)
-{
-	struct dirsnap *d = snapshot;
-	for (size_t i = 0; i < d->count; i++) {
-		if (strcmp(d->entries[i].name, name) == 0) {
-			free(d->entries[i].name);
-			d->entries[i] = d->entries[--d->count];
-			return;
-		}
-	}
-}
-
-size_t dirsnap_count(void *snapshot) { return ((struct dirsnap *)snapshot)->count; }
-const char *dirsnap_name(void *snapshot, size_t i) { return ((struct dirsnap *)snapshot)->entries[i].name; }
-mode_t dirsnap_type(void *snapshot, size_t i) { return ((struct dirsnap *)snapshot)->entries[i].type; }
-
-static void dirsnap_free(struct dirsnap *d)
-{
-	if (!d)
-		return;
-	for (size_t i = 0; i < d->count; i++)
-		free(d->entries[i].name);
-	free(d->entries);
-	free(d);
-}
-
 static void dirsnap_close(struct shmfs *fs, struct open_item *item)
 {
 	open_untrack(fs, item);
-	dirsnap_free((struct dirsnap *)item);
+	dirsnap_free(item);
 }
 
-static int dirsnap_fill(struct shmfs *fs, struct node *n, struct dirsnap *d)
+static int dirsnap_fill(struct shmfs *fs, struct node *n, void *d)
 {
 	if (n->kind == NODE_SYSV_DIR) {
 		int rc = dirsnap_add(d, ".", sysv_ino(-1), S_IFDIR);
@@ -560,6 +508,7 @@ static int dirsnap_fill(struct shmfs *fs, struct node *n, struct dirsnap *d)
 	int rc = posix_list(fs, n, d);
 	if (rc == 0) {
 		replace_filter(fs, n, d);
+		dirsnap_set_real(d);
 		rc = view_list(fs, n, d);
 	}
 	if (rc == 0 && n == &fs->root && shmfs_sysv_visible(fs))
@@ -573,7 +522,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct node *n = NODE(req, ino);
 	if (n->kind == NODE_SYSV_SEG || n->kind == NODE_VIEW || n->kind == NODE_LOAD)
 		return (void)fuse_reply_err(req, ENOTDIR);
-	struct dirsnap *d = calloc(1, sizeof *d);
+	void *d = dirsnap_new();
 	if (!d)
 		return (void)fuse_reply_err(req, ENOMEM);
 	int rc = dirsnap_fill(fs, n, d);
@@ -581,25 +530,30 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		dirsnap_free(d);
 		return (void)fuse_reply_err(req, -rc);
 	}
-	open_track(fs, &d->item, dirsnap_close);
+	open_track(fs, d, dirsnap_close);
 	fi->fh = (uint64_t)(uintptr_t)d;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		dirsnap_close(fs, &d->item);
+		dirsnap_close(fs, d);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
-	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
+	struct shmfs *fs = shmfs_of(req);
+	struct node *dir = NODE(req, ino);
+	void *d = (void *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	size_t used = 0;
-	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->count; i++) {
-		struct stat st = {.st_ino = d->entries[i].ino, .st_mode = d->entries[i].type};
-		size_t len = fuse_add_direntry(req, buf + used, size - used, d->entries[i].name,
-					       &st, (off_t)(i + 1));
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < dirsnap_count(d); i++) {
+		/* A regular object's typed view joins the listing (at its end)
+		 * when the object is read. */
+		if (dir->kind == NODE_POSIX && i < dirsnap_real(d) && dirsnap_type(d, i) == S_IFREG)
+			view_list_typed(fs, dir, d, i, NULL);
+		struct stat st = {.st_ino = dirsnap_ino(d, i), .st_mode = dirsnap_type(d, i)};
+		size_t len = fuse_add_direntry(req, buf + used, size - used, dirsnap_name(d, i), &st,
+					       (off_t)(i + 1));
 		if (len > size - used)
 			break;
 		used += len;
@@ -609,26 +563,29 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 /* READDIRPLUS: names with their entries. Each entry handed out is a kernel
- * reference; one that does not fit in the buffer is given back. */
+ * reference; one that does not fit in the buffer is given back. A name
+ * whose entry cannot be had now (no descriptor or memory left) is listed
+ * without one (node id 0): the kernel looks it up by itself, and only that
+ * lookup fails. */
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
 	struct shmfs *fs = shmfs_of(req);
 	struct node *dir = NODE(req, ino);
-	struct dirsnap *d = (struct dirsnap *)(uintptr_t)fi->fh;
+	void *d = (void *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	size_t used = 0;
-	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->count; i++) {
-		const char *name = d->entries[i].name;
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < dirsnap_count(d); i++) {
+		const char *name = dirsnap_name(d, i);
 		struct fuse_entry_param e;
 		struct node *ref = NULL;
 		if (!strcmp(name, ".") || !strcmp(name, "..")) {
 			/* no entry: the kernel knows these */
 			memset(&e, 0, sizeof e);
-			e.attr.st_ino = d->entries[i].ino;
-			e.attr.st_mode = d->entries[i].type;
+			e.attr.st_ino = dirsnap_ino(d, i);
+			e.attr.st_mode = dirsnap_type(d, i);
 		} else if (dir->kind == NODE_SYSV_DIR) {
 			int rc = sysv_entry(req, name, &e);
 			if (rc == -ENOENT)
@@ -642,14 +599,24 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 						      .entry_timeout = fs->timeout};
 			sysv_dir_stat(fs, &e.attr);
 		} else {
-			int rc = posix_entry(fs, dir, name, &e);
+			int rc = posix_entry_listed(fs, dir, name, &e);
 			if (rc == 0 && S_ISLNK(e.attr.st_mode))
 				e.attr_timeout = 0; /* see links_lookup */
+			/* (an empty object has no typed view: no layout fits) */
+			if (rc == 0 && i < dirsnap_real(d) && S_ISREG(e.attr.st_mode) &&
+			    e.attr.st_size > 0)
+				view_list_typed(fs, dir, d, i, &e.attr);
 			if (rc == -ENOENT)
 				rc = view_entry(fs, dir, name, &e);
-			if (rc < 0)
-				continue;
-			ref = inode_node(fs, e.ino);
+			if (rc == -ENOENT || rc == -ESTALE)
+				continue; /* gone since opendir */
+			if (rc < 0) {
+				memset(&e, 0, sizeof e);
+				e.attr.st_ino = dirsnap_ino(d, i);
+				e.attr.st_mode = dirsnap_type(d, i);
+			} else {
+				ref = inode_node(fs, e.ino);
+			}
 		}
 		size_t len = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
 						    (off_t)(i + 1));

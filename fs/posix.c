@@ -1,7 +1,7 @@
 /* posix.c - ops on the files of SOURCE: every regular file, symlink,
  * directory, FIFO, socket and device node of the backing directory, as
- * itself. Nodes hold O_PATH descriptors, so an object renamed or removed by
- * another process keeps its node; paths are never stored. The kernel has
+ * itself. Nodes name their objects by file handle (inodefd.c), so an object
+ * renamed by another process keeps its node; paths are never stored. The kernel has
  * already checked permissions (default_permissions) against the backing
  * file's own mode and owner; what makes or changes a name, a mode or an
  * owner is done again with the caller's own credentials (creds.h), so
@@ -29,17 +29,47 @@ int posix_entry(struct shmfs *fs, struct node *parent, const char *name,
 		struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof *e);
-	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		int err = errno;
-		close(fd);
-		return -err;
+	int dirfd = inode_fd(fs, parent);
+	if (dirfd < 0)
+		return dirfd;
+	struct file_handle *h;
+	int fd;
+	int rc = inode_lookup_at(&fs->table, dirfd, name, &e->attr, &h, &fd);
+	inode_fd_put(fs, parent, dirfd);
+	struct node *n = rc < 0 ? NULL : inode_get_posix(&fs->table, fd, h, &e->attr);
+	if (rc == 0 && !n)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		fd_exhausted("a lookup", -rc);
+		return rc;
 	}
-	struct node *n = inode_get_posix(&fs->table, fd, e->attr.st_dev, e->attr.st_ino);
-	if (!n)
+	e->ino = inode_number(fs, n);
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
+}
+
+int posix_entry_listed(struct shmfs *fs, struct node *dir, const char *name,
+		       struct fuse_entry_param *e)
+{
+	struct inode_table *t = &fs->table;
+	if (!t->handles)
+		return posix_entry(fs, dir, name, e);
+	memset(e, 0, sizeof *e);
+	int dirfd = inode_fd(fs, dir);
+	if (dirfd < 0)
+		return dirfd;
+	int rc = fstatat(dirfd, name, &e->attr, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	inode_fd_put(fs, dir, dirfd);
+	if (rc < 0)
+		return rc;
+	if (e->attr.st_dev != t->dev) /* another filesystem: named at once */
+		return posix_entry(fs, dir, name, e);
+	struct node *n = inode_get_posix_listed(t, dir, dir == &fs->root, name, &e->attr);
+	if (!n) {
+		fd_exhausted("a listing", ENOMEM);
 		return -ENOMEM;
+	}
 	e->ino = inode_number(fs, n);
 	e->attr_timeout = fs->timeout;
 	e->entry_timeout = fs->timeout;
@@ -68,13 +98,16 @@ void posix_lookup(fuse_req_t req, struct node *parent, const char *name)
 
 void posix_getattr(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
+	struct shmfs *fs = shmfs_of(req);
 	struct stat st;
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-	int rc = h ? fstat(h->map.fd, &st)
-		   : fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	int fd = h ? h->map.fd : inode_fd(fs, n);
+	int rc = fd < 0 ? fd : fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	if (!h)
+		inode_fd_put(fs, n, fd);
 	if (rc < 0)
-		return (void)fuse_reply_err(req, errno);
-	fuse_reply_attr(req, &st, shmfs_of(req)->timeout);
+		return (void)fuse_reply_err(req, -rc);
+	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 /* Set-id bits and callers without CAP_FSETID: a write, truncate or
@@ -92,13 +125,14 @@ static int has_setid(int fd)
 	return fstat(fd, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID));
 }
 
-/* Before a call on N for a caller without CAP_FSETID (KILL): if N has
- * set-id bits, become the caller, without CAP_FSETID even if root. *ACTIVE
- * tells kill_end() what to undo. Returns 0 or -errno. */
-static int kill_begin(fuse_req_t req, struct node *n, int kill, int *active)
+/* Before a call on an object (open at FD, O_PATH will do) for a caller
+ * without CAP_FSETID (KILL): if it has set-id bits, become the caller,
+ * without CAP_FSETID even if root. *ACTIVE tells kill_end() what to undo.
+ * Returns 0 or -errno. */
+static int kill_begin(fuse_req_t req, int fd, int kill, int *active)
 {
 	*active = 0;
-	if (!kill || !has_setid(n->fd))
+	if (!kill || !has_setid(fd))
 		return 0;
 	int rc = creds_enter(req);
 	if (rc < 0)
@@ -130,9 +164,10 @@ static void kill_end(fuse_req_t req, struct node *n, int active)
 	fuse_lowlevel_notify_inval_inode(fs->se, inode_number(fs, n), -1, 0);
 }
 
-/* The mode, owner and group of N (H's descriptor if open), as the caller:
- * a chown clears the set-id bits the caller's own chown would. */
-static int set_owner_mode(fuse_req_t req, struct node *n, struct handle *h, const char *path,
+/* The mode, owner and group of the object at FD (O_PATH; PATH reopens it;
+ * H's descriptor if open), as the caller: a chown clears the set-id bits
+ * the caller's own chown would. */
+static int set_owner_mode(fuse_req_t req, int fd, struct handle *h, const char *path,
 			  const struct stat *attr, int to_set)
 {
 	int rc = creds_enter(req);
@@ -145,7 +180,7 @@ static int set_owner_mode(fuse_req_t req, struct node *n, struct handle *h, cons
 	if (rc == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			rc = -errno;
 	}
 	creds_leave();
@@ -158,7 +193,7 @@ static int truncate_fd(fuse_req_t req, struct node *n, int fd, off_t size, int k
 {
 	struct shmfs *fs = shmfs_of(req);
 	int active;
-	int rc = kill_begin(req, n, kill, &active);
+	int rc = kill_begin(req, fd, kill, &active);
 	if (rc < 0)
 		return rc;
 	rc = pmap_resize_fd(fd, size, fs->reserve);
@@ -172,41 +207,52 @@ static int truncate_fd(fuse_req_t req, struct node *n, int fd, off_t size, int k
 void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set,
 		   struct fuse_file_info *fi)
 {
+	struct shmfs *fs = shmfs_of(req);
 	char path[64];
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-	int rc;
 	struct stat st;
+	int ofd = inode_fd(fs, n); /* the object, O_PATH */
+	int rc = ofd < 0 ? ofd : 0;
+	if (rc == 0 && fstatat(ofd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		rc = -errno;
+	if (rc < 0)
+		goto out;
+	proc_path(path, ofd);
 
-	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return (void)fuse_reply_err(req, errno);
-	proc_path(path, n->fd);
-
-	if ((to_set & FUSE_SET_ATTR_MODE) && S_ISLNK(st.st_mode))
-		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	if ((to_set & FUSE_SET_ATTR_MODE) && S_ISLNK(st.st_mode)) {
+		rc = -EOPNOTSUPP;
+		goto out;
+	}
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		rc = set_owner_mode(req, n, h, path, attr, to_set);
+		rc = set_owner_mode(req, ofd, h, path, attr, to_set);
 		if (rc < 0)
-			return (void)fuse_reply_err(req, -rc);
+			goto out;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (!S_ISREG(st.st_mode))
-			return (void)fuse_reply_err(req, S_ISDIR(st.st_mode) ? EISDIR : EINVAL);
+		if (!S_ISREG(st.st_mode)) {
+			rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+			goto out;
+		}
 		int fd = h ? h->map.fd : open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			return (void)fuse_reply_err(req, errno);
+		if (fd < 0) {
+			rc = -errno;
+			goto out;
+		}
 		/* FUSE_SET_ATTR_KILL_SUID is FATTR_KILL_SUIDGID (HANDLE_KILLPRIV_V2). */
 		rc = truncate_fd(req, n, fd, attr->st_size, to_set & FUSE_SET_ATTR_KILL_SUID);
 		if (!h)
 			close(fd);
 		if (rc < 0)
-			return (void)fuse_reply_err(req, -rc);
+			goto out;
 	}
 	/* chown(f, -1, -1) arrives with nothing to set (the kernel sends
 	 * ctime only with a write-back cache): it still changes the ctime, as
 	 * on tmpfs. */
 	if ((to_set & ~FUSE_SET_ATTR_CTIME) == 0 &&
-	    fchownat(n->fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return (void)fuse_reply_err(req, errno);
+	    fchownat(ofd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		goto out;
+	}
 	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
 		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
@@ -220,31 +266,39 @@ void posix_setattr(fuse_req_t req, struct node *n, struct stat *attr, int to_set
 		if (h)
 			rc = futimens(h->map.fd, tv);
 		else if (S_ISLNK(st.st_mode)) /* the link itself, by its O_PATH fd */
-			rc = utimensat(n->fd, "", tv, AT_EMPTY_PATH);
+			rc = utimensat(ofd, "", tv, AT_EMPTY_PATH);
 		else
 			rc = utimensat(AT_FDCWD, path, tv, 0);
-		if (rc < 0)
-			return (void)fuse_reply_err(req, errno);
+		rc = rc < 0 ? -errno : 0;
 	}
+out:
+	inode_fd_put(fs, n, ofd);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
 	posix_getattr(req, n, fi);
 }
 
 void posix_readlink(fuse_req_t req, struct node *n)
 {
+	struct shmfs *fs = shmfs_of(req);
 	char buf[PATH_MAX + 1];
-	ssize_t len = readlinkat(n->fd, "", buf, sizeof buf);
+	int fd = inode_fd(fs, n);
+	ssize_t len = fd < 0 ? fd : readlinkat(fd, "", buf, sizeof buf);
+	if (len < 0 && fd >= 0)
+		len = -errno;
+	inode_fd_put(fs, n, fd);
 	if (len < 0)
-		return (void)fuse_reply_err(req, errno);
+		return (void)fuse_reply_err(req, (int)-len);
 	if ((size_t)len >= sizeof buf)
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	buf[len] = '\0';
 	fuse_reply_readlink(req, buf);
 }
 
-/* Reply with the entry of object NAME of PARENT, just made by the caller
- * (RC 0), or with the error RC; undo the object if its entry fails. */
-static void reply_new_entry(fuse_req_t req, struct node *parent, const char *name, int rc,
-			    int isdir)
+/* Reply with the entry of object NAME of PARENT (DIRFD), just made by the
+ * caller (RC 0), or with the error RC; undo the object if its entry fails. */
+static void reply_new_entry(fuse_req_t req, struct node *parent, int dirfd, const char *name,
+			    int rc, int isdir)
 {
 	struct fuse_entry_param e;
 	if (rc == 0)
@@ -252,32 +306,46 @@ static void reply_new_entry(fuse_req_t req, struct node *parent, const char *nam
 	else
 		return (void)fuse_reply_err(req, -rc);
 	if (rc < 0) {
-		unlinkat(parent->fd, name, isdir ? AT_REMOVEDIR : 0);
+		unlinkat(dirfd, name, isdir ? AT_REMOVEDIR : 0);
 		return (void)fuse_reply_err(req, -rc);
 	}
 	fuse_reply_entry(req, &e);
+}
+
+/* The descriptor of directory PARENT for a request that makes or removes a
+ * name in it, or -errno (the caller replies). Give it back with
+ * inode_fd_put. */
+static int parent_fd(fuse_req_t req, struct node *parent)
+{
+	return inode_fd(shmfs_of(req), parent);
 }
 
 void posix_mknod(fuse_req_t req, struct node *parent, const char *name, mode_t mode, dev_t rdev)
 {
 	/* Regular files, FIFOs, sockets, and device nodes for a caller who
 	 * may make them (CAP_MKNOD: root), all as tmpfs has them. */
-	int rc = creds_enter(req);
+	struct shmfs *fs = shmfs_of(req); /* (REQ is gone once answered) */
+	int dirfd = parent_fd(req, parent);
+	int rc = dirfd < 0 ? dirfd : creds_enter(req);
 	if (rc == 0) {
-		rc = mknodat(parent->fd, name, mode, rdev) < 0 ? -errno : 0;
+		rc = mknodat(dirfd, name, mode, rdev) < 0 ? -errno : 0;
 		creds_leave();
 	}
-	reply_new_entry(req, parent, name, rc, 0);
+	reply_new_entry(req, parent, dirfd, name, rc, 0);
+	inode_fd_put(fs, parent, dirfd);
 }
 
 void posix_mkdir(fuse_req_t req, struct node *parent, const char *name, mode_t mode)
 {
-	int rc = creds_enter(req);
+	struct shmfs *fs = shmfs_of(req); /* (REQ is gone once answered) */
+	int dirfd = parent_fd(req, parent);
+	int rc = dirfd < 0 ? dirfd : creds_enter(req);
 	if (rc == 0) {
-		rc = mkdirat(parent->fd, name, mode) < 0 ? -errno : 0;
+		rc = mkdirat(dirfd, name, mode) < 0 ? -errno : 0;
 		creds_leave();
 	}
-	reply_new_entry(req, parent, name, rc, 1);
+	reply_new_entry(req, parent, dirfd, name, rc, 1);
+	inode_fd_put(fs, parent, dirfd);
 }
 
 int posix_symlink_as_caller(fuse_req_t req, const char *target, int dirfd, const char *name)
@@ -292,10 +360,17 @@ int posix_symlink_as_caller(fuse_req_t req, const char *target, int dirfd, const
 
 void posix_link(fuse_req_t req, struct node *n, struct node *newparent, const char *newname)
 {
+	struct shmfs *fs = shmfs_of(req);
 	struct fuse_entry_param e;
-	if (linkat(n->fd, "", newparent->fd, newname, AT_EMPTY_PATH) < 0)
-		return (void)fuse_reply_err(req, errno);
-	int rc = posix_entry(shmfs_of(req), newparent, newname, &e);
+	int fd = inode_fd(fs, n);
+	int dirfd = fd < 0 ? fd : parent_fd(req, newparent);
+	int rc = dirfd < 0 ? dirfd : 0;
+	if (rc == 0 && linkat(fd, "", dirfd, newname, AT_EMPTY_PATH) < 0)
+		rc = -errno;
+	inode_fd_put(fs, newparent, dirfd);
+	inode_fd_put(fs, n, fd);
+	if (rc == 0)
+		rc = posix_entry(fs, newparent, newname, &e);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
 	fuse_reply_entry(req, &e);
@@ -305,22 +380,29 @@ void posix_link(fuse_req_t req, struct node *n, struct node *newparent, const ch
  * (cached) attributes; SOURCE's checks the ones it has now. */
 void posix_unlink(fuse_req_t req, struct node *parent, const char *name, int flags)
 {
-	int rc = creds_enter(req);
+	int dirfd = parent_fd(req, parent);
+	int rc = dirfd < 0 ? dirfd : creds_enter(req);
 	if (rc == 0) {
-		rc = unlinkat(parent->fd, name, flags) < 0 ? -errno : 0;
+		rc = unlinkat(dirfd, name, flags) < 0 ? -errno : 0;
 		creds_leave();
 	}
+	inode_fd_put(shmfs_of(req), parent, dirfd);
 	fuse_reply_err(req, -rc);
 }
 
 void posix_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
 		  const char *newname, unsigned int flags)
 {
-	int rc = creds_enter(req);
+	struct shmfs *fs = shmfs_of(req);
+	int dirfd = parent_fd(req, parent);
+	int newdirfd = dirfd < 0 ? dirfd : parent_fd(req, newparent);
+	int rc = newdirfd < 0 ? newdirfd : creds_enter(req);
 	if (rc == 0) {
-		rc = renameat2(parent->fd, name, newparent->fd, newname, flags) < 0 ? -errno : 0;
+		rc = renameat2(dirfd, name, newdirfd, newname, flags) < 0 ? -errno : 0;
 		creds_leave();
 	}
+	inode_fd_put(fs, newparent, newdirfd);
+	inode_fd_put(fs, parent, dirfd);
 	fuse_reply_err(req, -rc);
 }
 
@@ -388,21 +470,37 @@ static int handle_new(fuse_req_t req, struct node *n, int fd, int flags,
 	return 0;
 }
 
+/* N's object opened for the caller of REQ with the flags of FI: a
+ * descriptor or -errno. O_TRUNC by a caller without CAP_FSETID clears
+ * set-id bits, as the caller's own open would: that open is made as the
+ * caller, through an O_PATH descriptor had before (inode_fd). */
+static int open_object(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	struct shmfs *fs = shmfs_of(req);
+	if (!((fi->flags & O_TRUNC) && passthrough_request_kills_suidgid()))
+		return inode_open(fs, n, backing_flags(fi->flags));
+	int opath = inode_fd(fs, n);
+	if (opath < 0)
+		return opath;
+	char path[64];
+	proc_path(path, opath);
+	int active;
+	int fd = kill_begin(req, opath, 1, &active);
+	if (fd == 0) {
+		fd = open(path, backing_flags(fi->flags));
+		if (fd < 0)
+			fd = -errno;
+		kill_end(req, n, active);
+	}
+	inode_fd_put(fs, n, opath);
+	return fd;
+}
+
 void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
-	char path[64];
-	proc_path(path, n->fd);
-	/* O_TRUNC by a caller without CAP_FSETID clears set-id bits. */
-	int active;
-	int rc = kill_begin(req, n, (fi->flags & O_TRUNC) && passthrough_request_kills_suidgid(),
-			    &active);
-	if (rc < 0)
-		return (void)fuse_reply_err(req, -rc);
-	int fd = open(path, backing_flags(fi->flags));
-	int err = errno;
-	kill_end(req, n, active);
+	int fd = fd_keep(open_object(req, n, fi), "an open");
 	if (fd < 0)
-		return (void)fuse_reply_err(req, err);
+		return (void)fuse_reply_err(req, -fd);
 	struct stat st;
 	if (fstat(fd, &st) == 0 && st.st_nlink == 0) {
 		/* Removed by another process while the kernel had its name cached:
@@ -413,7 +511,7 @@ void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 		close(fd);
 		return (void)fuse_reply_err(req, ESTALE);
 	}
-	rc = handle_new(req, n, fd, fi->flags, fi);
+	int rc = handle_new(req, n, fd, fi->flags, fi);
 	if (rc < 0) {
 		close(fd);
 		return (void)fuse_reply_err(req, -rc);
@@ -429,16 +527,24 @@ void posix_create(fuse_req_t req, struct node *parent, const char *name, mode_t 
 	struct fuse_entry_param e;
 	/* As the caller: owner, group (set-gid directories), mode bits
 	 * (S_ISUID kept, S_ISGID dropped for a non-member) as tmpfs sets them. */
-	int rc = creds_enter(req);
-	if (rc < 0)
+	int dirfd = parent_fd(req, parent);
+	int rc = dirfd < 0 ? dirfd : fd_room(dirfd, "a create");
+	if (rc == 0)
+		rc = creds_enter(req);
+	if (rc < 0) {
+		inode_fd_put(fs, parent, dirfd);
 		return (void)fuse_reply_err(req, -rc);
-	int fd = openat(parent->fd, name,
+	}
+	int fd = openat(dirfd, name,
 			backing_flags(fi->flags) | O_CREAT | O_NOFOLLOW | (fi->flags & O_EXCL),
 			mode & 07777);
 	int err = errno;
 	creds_leave();
-	if (fd < 0)
+	inode_fd_put(fs, parent, dirfd);
+	if (fd < 0) {
+		fd_exhausted("a create", err);
 		return (void)fuse_reply_err(req, err);
+	}
 	rc = posix_entry(fs, parent, name, &e);
 	if (rc == 0) {
 		rc = handle_new(req, inode_node(fs, e.ino), fd, fi->flags, fi);
@@ -485,7 +591,7 @@ void posix_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 void posix_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
 {
 	int active;
-	int rc = kill_begin(req, h->node, passthrough_request_kills_suidgid(), &active);
+	int rc = kill_begin(req, h->map.fd, passthrough_request_kills_suidgid(), &active);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
 	ssize_t w = pmap_write(&h->map, buf, size, off);
@@ -506,7 +612,7 @@ void posix_falloc(fuse_req_t req, struct handle *h, int mode, off_t off, off_t l
 	 * without CAP_FSETID; FALLOCATE says nothing about that, so a caller
 	 * other than root is taken to lack it. */
 	int active;
-	int rc = kill_begin(req, h->node, fuse_req_ctx(req)->uid != 0, &active);
+	int rc = kill_begin(req, h->map.fd, fuse_req_ctx(req)->uid != 0, &active);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
 	rc = fallocate(h->map.fd, mode, off, len) < 0 ? -errno : 0;
@@ -534,9 +640,9 @@ void posix_release(struct shmfs *fs, struct handle *h)
 
 int posix_list(struct shmfs *fs, struct node *dir, void *snapshot)
 {
-	int fd = openat(dir->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = inode_open(fs, dir, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	DIR *dp = fdopendir(fd);
 	if (!dp) {
 		int err = errno;
@@ -554,6 +660,5 @@ int posix_list(struct shmfs *fs, struct node *dir, void *snapshot)
 			break;
 	}
 	closedir(dp);
-	(void)fs;
 	return rc;
 }

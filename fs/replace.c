@@ -355,7 +355,11 @@ int replace_unlink(fuse_req_t req, struct node *parent, const char *name)
 	    !load_target(name, stem, sizeof stem, &imod))
 		return 0;
 	/* A real file of that name is unlinked as itself. */
-	if (!(faccessat(parent->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT))
+	int dirfd = inode_fd(fs, parent);
+	int real = dirfd < 0 ||
+		   !(faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+	inode_fd_put(fs, parent, dirfd);
+	if (real) /* (or no descriptor: the plain unlink says why) */
 		return 0;
 	enum view_kind kind = view_kind_of(fs, parent, name);
 	if (kind != VK_STREAM_FITS && kind != VK_STREAM_LINK && kind != VK_IMOD_MRC)
@@ -371,9 +375,9 @@ int replace_unlink(fuse_req_t req, struct node *parent, const char *name)
 	unsigned n = r->counter++;
 	pthread_mutex_unlock(&r->lock);
 	int len = snprintf(hidden, sizeof hidden, ".%s.shmfs-unlinked-%d-%u", object, (int)getpid(), n);
-	u->dirfd = fcntl(parent->fd, F_DUPFD_CLOEXEC, 0);
+	u->dirfd = inode_open(fs, parent, O_PATH | O_DIRECTORY); /* the grace's own */
 	if (len < 0 || len > NAME_MAX || u->dirfd < 0 ||
-	    renameat2(parent->fd, object, parent->fd, hidden, RENAME_NOREPLACE) < 0) {
+	    renameat2(u->dirfd, object, u->dirfd, hidden, RENAME_NOREPLACE) < 0) {
 		/* Removed at once, as without a grace (links_unlink). */
 		if (u->dirfd >= 0)
 			close(u->dirfd);
@@ -452,8 +456,13 @@ void replace_rmdir(struct shmfs *fs, struct node *parent, const char *name)
 {
 	struct replace_state *r = fs->replace;
 	struct stat st;
-	if (!r || __atomic_load_n(&r->count, __ATOMIC_ACQUIRE) == 0 ||
-	    fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+	if (!r || __atomic_load_n(&r->count, __ATOMIC_ACQUIRE) == 0)
+		return;
+	int dirfd = inode_fd(fs, parent);
+	int isdir = dirfd >= 0 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode);
+	inode_fd_put(fs, parent, dirfd);
+	if (!isdir)
 		return;
 	struct unlinked *u;
 	while ((u = take_waiting(r, st.st_dev, st.st_ino, 0, NULL))) {
@@ -508,8 +517,10 @@ static int snapshot(int fd, off_t len)
 	return copy;
 }
 
-int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
-		   const char *newname, unsigned int flags)
+/* replace_rename with the descriptors of PARENT and NEWPARENT at hand:
+ * replies and returns 1 when it loads, else 0 (no reply). */
+static int rename_load(fuse_req_t req, int dirfd, const char *name, struct node *newparent,
+		       int newdirfd, const char *newname, unsigned int flags)
 {
 	struct shmfs *fs = shmfs_of(req);
 	char stem[NAME_MAX + 1], object[NAME_MAX + 1], label[2 * NAME_MAX + 40];
@@ -519,8 +530,8 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 		return 0;
 	/* A real file of that name is renamed over as itself; only regular
 	 * files load (a stream link spelled .fits is links.c's). */
-	if (!(faccessat(newparent->fd, newname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) ||
-	    fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+	if (!(faccessat(newdirfd, newname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) ||
+	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 		return 0;
 	if (object_file(stem, imod, object, sizeof object) < 0)
 		return 0;
@@ -529,27 +540,27 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 	if (view_kind_of(fs, newparent, newname) != VK_NONE) {
 		if (flags & RENAME_NOREPLACE)
 			rc = -EEXIST;
-		else if (!may_write(req, newparent->fd, object)) {
+		else if (!may_write(req, newdirfd, object)) {
 			shm_log_once(SHM_LOG_WARN, "%s: not loaded: the caller may not write %s "
 						   "(EACCES)",
 				     label, object);
 			rc = -EACCES;
 		}
 	}
-	int fd = rc < 0 ? -1 : openat(parent->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	int fd = rc < 0 ? -1 : openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	int copy = rc < 0 ? rc : fd < 0 ? -errno : snapshot(fd, st.st_size);
 	if (fd >= 0)
 		close(fd);
 	if (rc == 0 && copy < 0) {
 		shm_log(SHM_LOG_WARN, "%s: not loaded: the file cannot be read (%s)", label,
 			strerror(-copy));
-		rc = copy == -ENOMEM ? -ENOMEM : -EIO;
+		rc = copy == -ENOMEM || copy == -EMFILE || copy == -ENFILE ? copy : -EIO;
 	}
 	if (rc == 0) {
 		uid_t uid;
 		gid_t gid;
 		load_owner(req, &uid, &gid);
-		rc = load_from_fd(newparent->fd, stem, imod, copy, uid, gid, label);
+		rc = load_from_fd(newdirfd, stem, imod, copy, uid, gid, label);
 		close(copy);
 	}
 	if (rc < 0) {
@@ -559,7 +570,7 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 		return 1;
 	}
 	/* Loaded: the file is gone, as a rename takes it away. */
-	if (unlinkat(parent->fd, name, 0) < 0)
+	if (unlinkat(dirfd, name, 0) < 0)
 		shm_log(SHM_LOG_WARN, "%s: loaded, but %s could not be removed: %s", label, name,
 			strerror(errno));
 	/* The kernel moves the renamed file's entry to NEWNAME: it must look
@@ -567,4 +578,21 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 	forget_later(fs, newparent, newname);
 	fuse_reply_err(req, 0);
 	return 1;
+}
+
+int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
+		   const char *newname, unsigned int flags)
+{
+	struct shmfs *fs = shmfs_of(req);
+	char stem[NAME_MAX + 1];
+	int imod;
+	if ((flags & RENAME_EXCHANGE) || !load_target(newname, stem, sizeof stem, &imod))
+		return 0;
+	int dirfd = inode_fd(fs, parent);
+	int newdirfd = dirfd < 0 ? dirfd : inode_fd(fs, newparent);
+	/* (without them, the plain rename says why) */
+	int done = newdirfd >= 0 && rename_load(req, dirfd, name, newparent, newdirfd, newname, flags);
+	inode_fd_put(fs, newparent, newdirfd);
+	inode_fd_put(fs, parent, dirfd);
+	return done;
 }

@@ -116,10 +116,16 @@ static int caller_in_group(fuse_req_t req, gid_t gid)
  * knows one owner, so a creator who is no longer the owner is shown itself as
  * the owner (and a member of the creator's group, by its primary group or a
  * supplementary one, that group). Root, who
- * passes every check anyway, sees shm_perm as it is. Attributes are never
- * cached (timeout 0), so each user gets its own view. */
-static int seg_stat(fuse_req_t req, struct node *n, struct stat *st)
+ * passes every check anyway, sees shm_perm as it is. The kernel keeps one
+ * set of attributes per inode: *TIMEOUT says how long these may be cached,
+ * -o timeout when every caller sees the same (the creator is the owner, its
+ * group the group: nearly always), as for POSIX objects, else 0, so that
+ * each user gets its own view. KNOWN: the segment as just read (a
+ * lookup's), or NULL. */
+static int seg_stat(fuse_req_t req, struct node *n, struct stat *st, const struct sysv_seg *known,
+		    double *timeout)
 {
+	*timeout = 0;
 	pthread_mutex_lock(&n->lock);
 	if (n->pending) {
 		pending_stat(n, st);
@@ -128,10 +134,14 @@ static int seg_stat(fuse_req_t req, struct node *n, struct stat *st)
 	}
 	struct sysv_seg seg = {.shmid = n->shmid};
 	pthread_mutex_unlock(&n->lock);
-	int rc = sysv_stat(&seg);
+	int rc = known && known->shmid == seg.shmid ? 0 : sysv_stat(&seg);
 	if (rc < 0)
 		return rc;
+	if (known && known->shmid == seg.shmid)
+		seg = *known;
 	sysv_fill_stat(&seg, st);
+	if (seg.ds.shm_perm.cuid == seg.ds.shm_perm.uid && seg.ds.shm_perm.cgid == seg.ds.shm_perm.gid)
+		*timeout = shmfs_of(req)->timeout;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	if (ctx->uid != 0 && ctx->uid == seg.ds.shm_perm.cuid)
 		st->st_uid = ctx->uid;
@@ -141,16 +151,16 @@ static int seg_stat(fuse_req_t req, struct node *n, struct stat *st)
 	return 0;
 }
 
-/* Fill E for node N, which holds one kernel reference for it; on failure
- * that reference is dropped. */
-static int seg_entry(fuse_req_t req, struct node *n, struct fuse_entry_param *e)
+/* Fill E for node N (KNOWN: its segment as just read, or NULL), which holds
+ * one kernel reference for it; on failure that reference is dropped. */
+static int seg_entry(fuse_req_t req, struct node *n, struct fuse_entry_param *e,
+		     const struct sysv_seg *known)
 {
 	struct shmfs *fs = shmfs_of(req);
 	memset(e, 0, sizeof *e);
 	e->ino = inode_number(fs, n);
 	e->entry_timeout = fs->timeout;
-	e->attr_timeout = 0; /* per-caller attributes, see seg_stat */
-	int rc = seg_stat(req, n, &e->attr);
+	int rc = seg_stat(req, n, &e->attr, known, &e->attr_timeout);
 	if (rc < 0)
 		inode_forget(fs, n, 1);
 	return rc;
@@ -163,16 +173,16 @@ int sysv_entry(fuse_req_t req, const char *name, struct fuse_entry_param *e)
 	if (sysv_name_parse(name, &key, NULL) == SYSV_NAME_INVALID)
 		return -ENOENT;
 	struct node *n = key ? pending_find(fs, key) : NULL;
-	if (!n) {
-		struct sysv_seg seg;
-		int rc = sysv_lookup(name, &seg);
-		if (rc < 0)
-			return rc;
-		n = inode_get_sysv(&fs->table, seg.shmid, seg.ds.shm_perm.__key);
-		if (!n)
-			return -ENOMEM;
-	}
-	return seg_entry(req, n, e);
+	if (n)
+		return seg_entry(req, n, e, NULL);
+	struct sysv_seg seg;
+	int rc = sysv_lookup(name, &seg);
+	if (rc < 0)
+		return rc;
+	n = inode_get_sysv(&fs->table, seg.shmid, seg.ds.shm_perm.__key);
+	if (!n)
+		return -ENOMEM;
+	return seg_entry(req, n, e, &seg);
 }
 
 void sysv_dir_lookup(fuse_req_t req, const char *name)
@@ -193,10 +203,11 @@ void sysv_dir_lookup(fuse_req_t req, const char *name)
 void sysv_seg_getattr(fuse_req_t req, struct node *n)
 {
 	struct stat st;
-	int rc = seg_stat(req, n, &st);
+	double timeout;
+	int rc = seg_stat(req, n, &st, NULL, &timeout);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
-	fuse_reply_attr(req, &st, 0);
+	fuse_reply_attr(req, &st, timeout);
 }
 
 /* Make the segment of a pending node, SIZE bytes, holding what was staged.
@@ -439,7 +450,7 @@ void sysv_seg_create(fuse_req_t req, const char *name, mode_t mode, struct fuse_
 		pthread_mutex_unlock(&fs->pending_lock);
 	}
 	struct fuse_entry_param e;
-	int rc = seg_entry(req, n, &e);
+	int rc = seg_entry(req, n, &e, NULL);
 	if (rc < 0)
 		return (void)fuse_reply_err(req, -rc);
 	rc = open_handle(req, n, fi);
@@ -467,7 +478,7 @@ static int handle_ready(struct handle *h)
 	} else if (h->map.fd < 0 && !h->shm_addr) {
 		struct sysv_seg seg = {.shmid = n->shmid};
 		rc = sysv_stat(&seg);
-		int fd = rc < 0 ? rc : sysv_open_file(n->shmid);
+		int fd = rc < 0 ? rc : fd_keep(sysv_open_file(n->shmid), "an open of a segment");
 		if (fd >= 0) {
 			h->map.fd = fd;
 			h->shm_size = seg.ds.shm_segsz;

@@ -211,6 +211,10 @@ static int segment_info(struct shmfs *fs, int shmid, const char *key, char *out,
 void sysvview_getxattr(fuse_req_t req, struct node *n, const char *name, size_t size)
 {
 	char v[300];
+	/* No security label, no POSIX ACL: not supported (xattr_get says why:
+	 * ls -l then stops asking, instead of two round trips per segment). */
+	if (!strncmp(name, "security.", 9) || !strncmp(name, "system.", 7))
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
 	if (n->shmid < 0 || strncmp(name, SHMFS_PREFIX, sizeof SHMFS_PREFIX - 1) != 0)
 		return (void)fuse_reply_err(req, ENODATA);
 	int rc = segment_info(shmfs_of(req), n->shmid, name + sizeof SHMFS_PREFIX - 1, v, sizeof v);

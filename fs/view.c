@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -261,29 +262,42 @@ void view_stat(const struct probe *p, struct stat *st)
 
 int view_object_stat(struct shmfs *fs, struct node *n, struct stat *st)
 {
-	(void)fs;
 	struct stat ost;
 	struct sysv_seg seg = {.shmid = n->shmid};
-	if (n->shmid >= 0 ? sysv_stat(&seg) < 0
-			  : fstatat(n->fd, "", &ost, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return n->shmid >= 0 ? -ENOENT : -errno;
+	if (n->shmid >= 0) {
+		if (sysv_stat(&seg) < 0)
+			return -ENOENT;
+	} else {
+		int fd = inode_fd(fs, n);
+		int rc = fd < 0 ? fd
+				: fstatat(fd, "", &ost, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+		inode_fd_put(fs, n, fd);
+		if (rc < 0)
+			return rc;
+	}
 	object_stat((enum view_kind)n->variant, n->shmid, &seg.ds, &ost, st);
 	return 0;
 }
 
-int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse_entry_param *e)
+/* view_entry with the descriptor of DIR at hand. */
+static int entry_at(struct shmfs *fs, struct node *dir, int dirfd, const char *name,
+		    struct fuse_entry_param *e)
 {
 	struct candidate c[3];
 	int n = candidates(name, c);
 	struct stat lst;
-	if (n > 0 && c[0].kind == VK_STREAM_FITS && links_stream_link(fs, dir->fd, c[0].object, &lst)) {
+	if (n > 0 && c[0].kind == VK_STREAM_FITS && links_stream_link(fs, dirfd, c[0].object, &lst)) {
 		int rc = links_view_entry(fs, dir, c[0].object, e);
 		if (rc == 0)
 			e->entry_timeout = fs->timeout;
 		return rc;
 	}
 	for (int i = 0; i < n; i++) {
-		int fd = openat(dir->fd, c[i].object, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		int fd = openat(dirfd, c[i].object, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			fd_exhausted("a lookup", errno);
+			return -errno;
+		}
 		if (fd < 0)
 			continue;
 		struct probe p;
@@ -297,7 +311,7 @@ int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse
 		if (rc == 0)
 			rc = probe_complete(&p);
 		if (rc == 0) {
-			int opath = openat(dir->fd, c[i].object, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			int opath = openat(dirfd, c[i].object, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			struct stat st;
 			if (opath < 0 || fstat(opath, &st) < 0 || st.st_ino != p.st.st_ino) {
 				if (opath >= 0)
@@ -314,26 +328,83 @@ int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse
 	return -ENOENT;
 }
 
+int view_entry(struct shmfs *fs, struct node *dir, const char *name, struct fuse_entry_param *e)
+{
+	struct candidate c[3];
+	if (candidates(name, c) == 0) /* no view's name: nothing to open */
+		return -ENOENT;
+	int dirfd = inode_fd(fs, dir);
+	if (dirfd < 0)
+		return dirfd == -ESTALE ? -ENOENT : dirfd;
+	int rc = entry_at(fs, dir, dirfd, name, e);
+	inode_fd_put(fs, dir, dirfd);
+	return rc;
+}
+
+/* getxattrat(2) (Linux 6.13): an attribute of a name in a directory,
+ * without a path through /proc (a listing asks it of every object). Its
+ * number is the same on every architecture. */
+#ifndef SYS_getxattrat
+#define SYS_getxattrat 464
+#endif
+struct xattr_args_at {
+	uint64_t value;
+	uint32_t size;
+	uint32_t flags;
+};
+
 /* Whether object NAME of directory DIRFD has a user.shmfs.type attribute:
  * one system call, no open. */
 static int has_type_attr(int dirfd, const char *name)
 {
-	char path[NAME_MAX + 40];
+	static int no_getxattrat; /* (a race on it only costs an ENOSYS) */
 	char v[8];
+	if (!__atomic_load_n(&no_getxattrat, __ATOMIC_RELAXED)) {
+		struct xattr_args_at args = {(uint64_t)(uintptr_t)v, sizeof v, 0};
+		long r = syscall(SYS_getxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, TYPED_XATTR_TYPE,
+				 &args, sizeof args);
+		if (r >= 0 || errno != ENOSYS)
+			return r >= 0 || errno == ERANGE;
+		__atomic_store_n(&no_getxattrat, 1, __ATOMIC_RELAXED);
+	}
+	char path[NAME_MAX + 40];
 	snprintf(path, sizeof path, "/proc/self/fd/%d/%s", dirfd, name);
 	return lgetxattr(path, TYPED_XATTR_TYPE, v, sizeof v) >= 0 || errno == ERANGE;
 }
 
+/* Add view VIEW (of KIND) of object NAME of DIRFD to SNAPSHOT if it shows:
+ * a real entry of that name wins, and the object must parse as KIND.
+ * Returns 0, -ENOMEM, or 1 when the object cannot be opened. */
+static int add_view(int dirfd, void *snapshot, const char *name, const char *view,
+		    enum view_kind kind)
+{
+	if (strlen(view) > NAME_MAX || dirsnap_has(snapshot, view))
+		return 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return 1;
+	struct probe p;
+	int rc = 0;
+	if (probe_fd(fd, kind, name, 0, 0, &p) == 0)
+		rc = dirsnap_add(snapshot, view, p.st.st_ino ^ ((ino_t)kind << 56), S_IFREG);
+	probe_free(&p);
+	return rc;
+}
+
 int view_list(struct shmfs *fs, struct node *dir, void *snapshot)
 {
+	int dirfd = inode_fd(fs, dir);
+	if (dirfd < 0)
+		return dirfd;
 	int rc = 0;
-	/* Views are added behind the real entries: walk only those. */
+	/* Views are added behind the real entries: walk only those. Typed
+	 * views join when their object is read (view_list_typed). */
 	size_t count = dirsnap_count(snapshot);
 	for (size_t i = 0; rc == 0 && i < count; i++) {
 		const char *name = dirsnap_name(snapshot, i);
 		struct stat lst;
 		if (dirsnap_type(snapshot, i) == S_IFLNK && isio_is_stream_name(name) &&
-		    links_stream_link(fs, dir->fd, name, &lst)) {
+		    links_stream_link(fs, dirfd, name, &lst)) {
 			char view[NAME_MAX + 8];
 			snprintf(view, sizeof view, "%.*s.fits", (int)(strlen(name) - 7), name);
 			if (strlen(view) <= NAME_MAX && !dirsnap_has(snapshot, view))
@@ -343,36 +414,40 @@ int view_list(struct shmfs *fs, struct node *dir, void *snapshot)
 		}
 		if (dirsnap_type(snapshot, i) != S_IFREG)
 			continue;
-		enum view_kind kinds[2];
-		char views[2][NAME_MAX + 8];
-		int nk = 0;
+		char view[NAME_MAX + 8];
 		size_t len = strlen(name);
 		if (isio_is_stream_name(name)) {
-			snprintf(views[nk], sizeof views[nk], "%.*s.fits", (int)(len - 7), name);
-			kinds[nk++] = VK_STREAM_FITS;
+			snprintf(view, sizeof view, "%.*s.fits", (int)(len - 7), name);
+			rc = add_view(dirfd, snapshot, name, view, VK_STREAM_FITS);
 		} else if (imod_name_capacity(name)) {
-			snprintf(views[nk], sizeof views[nk], "%s.mrc", name);
-			kinds[nk++] = VK_IMOD_MRC;
-			snprintf(views[nk], sizeof views[nk], "%s.fits", name);
-			kinds[nk++] = VK_IMOD_FITS;
-		} else if (has_type_attr(dir->fd, name)) {
-			snprintf(views[nk], sizeof views[nk], "%s.fits", name);
-			kinds[nk++] = VK_TYPED_FITS;
+			snprintf(view, sizeof view, "%s.mrc", name);
+			rc = add_view(dirfd, snapshot, name, view, VK_IMOD_MRC);
+			snprintf(view, sizeof view, "%s.fits", name);
+			if (rc == 0)
+				rc = add_view(dirfd, snapshot, name, view, VK_IMOD_FITS);
 		}
-		for (int k = 0; rc == 0 && k < nk; k++) {
-			if (strlen(views[k]) > NAME_MAX || dirsnap_has(snapshot, views[k]))
-				continue; /* a real file of that name wins */
-			int fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-			if (fd < 0)
-				break;
-			struct probe p;
-			if (probe_fd(fd, kinds[k], name, 0, 0, &p) == 0)
-				rc = dirsnap_add(snapshot, views[k],
-						 p.st.st_ino ^ ((ino_t)kinds[k] << 56), S_IFREG);
-			probe_free(&p);
-		}
+		rc = rc == 1 ? 0 : rc; /* gone meanwhile */
 	}
+	inode_fd_put(fs, dir, dirfd);
 	return rc;
+}
+
+int view_list_typed(struct shmfs *fs, struct node *dir, void *snapshot, size_t i,
+		    const struct stat *st)
+{
+	const char *name = dirsnap_name(snapshot, i);
+	char view[NAME_MAX + 8];
+	/* (streams' and IMOD files' views are there since opendir) */
+	if ((st && st->st_size == 0) || isio_is_stream_name(name) || imod_name_capacity(name) ||
+	    (size_t)snprintf(view, sizeof view, "%s.fits", name) > NAME_MAX ||
+	    dirsnap_has(snapshot, view))
+		return 0;
+	int dirfd = inode_fd(fs, dir);
+	int rc = dirfd >= 0 && has_type_attr(dirfd, name)
+			 ? add_view(dirfd, snapshot, name, view, VK_TYPED_FITS)
+			 : 0;
+	inode_fd_put(fs, dir, dirfd);
+	return rc == 1 ? 0 : rc;
 }
 
 /* Probe a System V view node: a typed segment, or a CFITSIO file (whose
@@ -430,20 +505,17 @@ int view_sysv_entry(struct shmfs *fs, int shmid, enum view_kind kind, ino_t ino,
 	return rc;
 }
 
-int view_object_open(struct node *n, int flags)
+int view_object_open(struct shmfs *fs, struct node *n, int flags)
 {
-	char path[64];
-	proc_path(path, n->fd);
-	int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK);
-	return fd < 0 ? -errno : fd;
+	return inode_open(fs, n, flags | O_NONBLOCK);
 }
 
-/* Re-probe the object of view node N through its O_PATH descriptor. */
+/* Re-probe the object of view node N, opened by its handle. */
 int probe_node(struct shmfs *fs, struct node *n, int flags, int content, struct probe *p)
 {
 	if (n->shmid >= 0)
 		return probe_sysv(fs, n->shmid, (enum view_kind)n->variant, content, p);
-	int fd = view_object_open(n, flags);
+	int fd = view_object_open(fs, n, flags);
 	if (fd < 0) {
 		memset(p, 0, sizeof *p);
 		p->fd = -1;
@@ -453,7 +525,7 @@ int probe_node(struct shmfs *fs, struct node *n, int flags, int content, struct 
 	}
 	/* The object's name (an IMOD file's says its capacity). */
 	char objname[NAME_MAX + 1];
-	fd_object_name(n->fd, objname, sizeof objname);
+	fd_object_name(fd, objname, sizeof objname);
 	int rc = probe_fd(fd, (enum view_kind)n->variant, objname, 1, 1, p);
 	if (rc == 0 && p->st.st_nlink == 0)
 		rc = -ESTALE; /* removed: the kernel looks the name up again */

@@ -232,17 +232,17 @@ static int write_frame(struct shmfs *fs, struct node *n, struct view_snap *s)
 
 /* The whole private snapshot S of view node N loaded, as a copy onto the
  * view would be: streams and IMOD MRC views only. */
-static int load_file(struct node *n, struct view_state *v)
+static int load_file(struct shmfs *fs, struct node *n, struct view_state *v)
 {
 	char object[NAME_MAX + 1], name[NAME_MAX + 8];
 	int imod = n->variant == VK_IMOD_MRC;
 	if (n->shmid >= 0 || (n->variant != VK_STREAM_FITS && !imod)) {
-		fd_object_name(n->fd, object, sizeof object);
+		inode_object_name(fs, n, object, sizeof object);
 		shm_log(SHM_LOG_WARN, "%s: the header of its view is made from the object: a "
 				      "file with another header or size is refused (EPERM)", object);
 		return -EPERM;
 	}
-	int dirfd = fd_object_dir(n->fd, object, sizeof object);
+	int dirfd = inode_object_dir(fs, n, object, sizeof object);
 	if (dirfd < 0)
 		return dirfd;
 	size_t len = strlen(object);
@@ -281,7 +281,7 @@ static int write_back(struct shmfs *fs, struct handle *h)
 		       memcmp(head, s->header, s->image.header_len) == 0;
 		free(head);
 	}
-	int rc = same ? write_frame(fs, h->node, s) : load_file(h->node, v);
+	int rc = same ? write_frame(fs, h->node, s) : load_file(fs, h->node, v);
 	/* Tried, whatever came of it: the same bytes would fare the same at
 	 * the next close. */
 	v->dirty = 0;

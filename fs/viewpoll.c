@@ -158,7 +158,7 @@ static void *watch_run(void *arg)
 
 /* The watch of the stream behind node N, started if needed. Caller holds
  * poll_lock. NULL when it cannot be had. */
-static struct watch *watch_get(struct node *n)
+static struct watch *watch_get(struct shmfs *fs, struct node *n)
 {
 	for (struct watch *w = watches; w; w = w->next)
 		if (w->dev == n->dev && w->ino == n->ino && !w->stopping)
@@ -168,9 +168,9 @@ static struct watch *watch_get(struct node *n)
 		return NULL;
 	w->dev = n->dev;
 	w->ino = n->ino;
-	w->fd = view_object_open(n, O_RDWR);
+	w->fd = view_object_open(fs, n, O_RDWR);
 	if (w->fd < 0)
-		w->fd = view_object_open(n, O_RDONLY);
+		w->fd = view_object_open(fs, n, O_RDONLY);
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -214,7 +214,7 @@ void view_poll(fuse_req_t req, struct handle *h, struct fuse_pollhandle *ph)
 			fuse_pollhandle_destroy(ph);
 		return (void)fuse_reply_poll(req, ready_mask | POLLOUT | POLLWRNORM);
 	}
-	int fd = view_object_open(h->node, O_RDONLY);
+	int fd = view_object_open(shmfs_of(req), h->node, O_RDONLY);
 	uint64_t now = held;
 	int rc = fd < 0 ? fd : stream_cnt0(fd, &now);
 	if (fd >= 0)
@@ -236,7 +236,7 @@ void view_poll(fuse_req_t req, struct handle *h, struct fuse_pollhandle *ph)
 		struct poller *p = calloc(1, sizeof *p);
 		pthread_mutex_lock(&poll_lock);
 		forget_locked(h); /* a new poll handle replaces the old one */
-		struct watch *w = p ? watch_get(h->node) : NULL;
+		struct watch *w = p ? watch_get(shmfs_of(req), h->node) : NULL;
 		if (w) {
 			*p = (struct poller){w->pollers, h, ph, held};
 			w->pollers = p;

@@ -13,10 +13,11 @@
  * is made, so every open after that reads the object again. A snapshot is
  * kept after its last close while its node is its view's current
  * generation, so an unchanged frame is never converted twice; idle
- * snapshots are dropped oldest first past SNAP_IDLE_BYTES, and at once when
- * a newer generation takes the node's place. An open of a node whose
- * snapshot was dropped answers ESTALE: the kernel looks the name up again
- * and gets the current node. */
+ * snapshots are dropped oldest first past SNAP_IDLE_BYTES or
+ * SNAP_IDLE_COUNT (each holds a descriptor: their number is bounded), and
+ * at once when a newer generation takes the node's place. An open of a node
+ * whose snapshot was dropped answers ESTALE: the kernel looks the name up
+ * again and gets the current node. */
 #define _GNU_SOURCE
 #include "viewint.h"
 
@@ -34,6 +35,7 @@
 #include "viewcards.h"
 
 #define SNAP_IDLE_BYTES ((uint64_t)512 << 20) /* idle snapshots kept for the next open */
+#define SNAP_IDLE_COUNT 64                     /* ... and at most this many */
 #define SMALL_FRAME_BYTES ((uint64_t)4 << 20) /* copied raw in the writer's gap */
 
 struct view_gen {
@@ -60,6 +62,7 @@ struct view_gen {
 static pthread_mutex_t snap_lru_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct view_gen *lru_head, *lru_tail; /* snap_lru_lock */
 static uint64_t lru_bytes;                   /* snap_lru_lock */
+static unsigned lru_count;                   /* snap_lru_lock */
 
 /* ---- snapshots ---- */
 
@@ -360,6 +363,7 @@ static void lru_remove_locked(struct view_gen *g)
 	g->lru_prev = g->lru_next = NULL;
 	g->in_lru = 0;
 	lru_bytes -= g->snap ? g->snap->size : 0;
+	lru_count--;
 }
 
 /* Caller holds g->owner->lock. */
@@ -382,6 +386,7 @@ static void lru_add(struct view_gen *g, struct node *n)
 		lru_tail = g;
 		g->in_lru = 1;
 		lru_bytes += g->snap->size;
+		lru_count++;
 	}
 	pthread_mutex_unlock(&snap_lru_lock);
 }
@@ -413,15 +418,16 @@ static void evict_locked(struct view_gen *g)
 	g->backing = 0;
 }
 
-/* Drop idle snapshots, oldest first, while more than KEEP bytes are idle.
+/* Drop idle snapshots, oldest first, while more than KEEP bytes or
+ * KEEP_COUNT snapshots are idle.
  * The order is node->lock then snap_lru_lock, so a victim's node is only
  * trylocked: one that is busy (or being freed) is skipped. Holds no node
  * lock. */
-static void lru_trim(uint64_t keep)
+static void lru_trim(uint64_t keep, unsigned keep_count)
 {
 	pthread_mutex_lock(&snap_lru_lock);
 	struct view_gen *g = lru_head;
-	while (g && lru_bytes > keep) {
+	while (g && (lru_bytes > keep || lru_count > keep_count)) {
 		struct view_gen *next = g->lru_next;
 		struct node *n = g->owner;
 		if (pthread_mutex_trylock(&n->lock) == 0) {
@@ -438,7 +444,7 @@ void view_stop_all(void)
 	viewpoll_stop_all();
 	/* Every handle is closed: what is left in the list is all there is,
 	 * and its backing ids must go while the device is open. */
-	lru_trim(0);
+	lru_trim(0, 0);
 	viewspare_stop();
 }
 
@@ -704,5 +710,5 @@ void viewgen_close(struct shmfs *fs, struct node *n, struct view_snap *s)
 	}
 	pthread_mutex_unlock(&n->lock);
 	if (keep)
-		lru_trim(SNAP_IDLE_BYTES);
+		lru_trim(SNAP_IDLE_BYTES, SNAP_IDLE_COUNT);
 }

@@ -62,15 +62,15 @@ static int is_shmfs_name(const char *name)
 	return strncmp(name, SHMFS_PREFIX, sizeof SHMFS_PREFIX - 1) == 0;
 }
 
-/* What shmfs knows of the POSIX object behind node N: fills INFO with
- * "name=value" lines for the names after user.shmfs. Returns 0 or -errno. */
-static int posix_info(struct node *n, char *info, size_t *used)
+/* What shmfs knows of the POSIX object at PATH (a /proc/self/fd path):
+ * fills INFO with "name=value" lines for the names after user.shmfs.
+ * Returns 0 or -errno. */
+static int posix_info(const char *path, char *info, size_t *used)
 {
-	char path[64], name[NAME_MAX + 1], v[256], why[160];
+	char name[NAME_MAX + 1], v[256], why[160];
 	struct stat st;
 	*used = 0;
 	info[0] = '\0';
-	proc_path(path, n->fd);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
@@ -78,7 +78,7 @@ static int posix_info(struct node *n, char *info, size_t *used)
 		close(fd);
 		return -ENODATA;
 	}
-	fd_object_name(n->fd, name, sizeof name);
+	fd_object_name(fd, name, sizeof name);
 	unsigned char head[IMOD_HEADER_AREA];
 	ssize_t got = pread(fd, head, sizeof head, 0);
 	struct isio_stream s;
@@ -156,12 +156,10 @@ void xattr_reply_value(fuse_req_t req, const char *value, size_t len, size_t siz
 	fuse_reply_buf(req, value, len);
 }
 
-void xattr_get(fuse_req_t req, struct node *n, const char *name, size_t size)
+/* GETXATTR, LISTXATTR and SETXATTR of the object at PATH (/proc/self/fd/N
+ * of an O_PATH descriptor of it); each replies. */
+static void get_at(fuse_req_t req, const char *path, const char *name, size_t size)
 {
-	char path[64];
-	if (n->kind != NODE_POSIX)
-		return (void)fuse_reply_err(req, ENODATA);
-	proc_path(path, n->fd);
 	/* Stored attributes (the backing file's own, and a typed layout, the
 	 * user's text) go straight through: ls -l asks security.selinux of
 	 * every file, so this path must cost no more than the system call. */
@@ -196,7 +194,7 @@ void xattr_get(fuse_req_t req, struct node *n, const char *name, size_t size)
 	if (!info)
 		return (void)fuse_reply_err(req, ENOMEM);
 	size_t used, vlen;
-	int rc = posix_info(n, info, &used);
+	int rc = posix_info(path, info, &used);
 	const char *v = rc == 0 ? info_value(info, name + sizeof SHMFS_PREFIX - 1, &vlen) : NULL;
 	if (v)
 		xattr_reply_value(req, v, vlen, size);
@@ -205,12 +203,8 @@ void xattr_get(fuse_req_t req, struct node *n, const char *name, size_t size)
 	free(info);
 }
 
-void xattr_list(fuse_req_t req, struct node *n, size_t size)
+static void list_at(fuse_req_t req, const char *path, size_t size)
 {
-	char path[64];
-	if (n->kind != NODE_POSIX)
-		return (void)(size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0));
-	proc_path(path, n->fd);
 	char *list = malloc(2 * INFO_MAX + 2);
 	char *info = malloc(INFO_MAX + 1);
 	if (!list || !info) {
@@ -222,7 +216,7 @@ void xattr_list(fuse_req_t req, struct node *n, size_t size)
 	if (len < 0)
 		len = 0;
 	size_t used = 0;
-	if (posix_info(n, info, &used) == 0) {
+	if (posix_info(path, info, &used) == 0) {
 		/* each info line's name, unless the object has it stored */
 		for (char *p = info; *p;) {
 			char *end = strchr(p, '\n');
@@ -248,13 +242,9 @@ void xattr_list(fuse_req_t req, struct node *n, size_t size)
 	free(info);
 }
 
-void xattr_set(fuse_req_t req, struct node *n, const char *name, const char *value, size_t size,
-	       int flags)
+static void set_at(fuse_req_t req, const char *path, const char *name, const char *value,
+		   size_t size, int flags)
 {
-	char path[64];
-	if (n->kind != NODE_POSIX)
-		return (void)fuse_reply_err(req, ENOTSUP);
-	proc_path(path, n->fd);
 	if (is_shmfs_name(name) && !is_layout_name(name)) {
 		/* Computed every time, never stored: a value set (cp -a copies
 		 * them) is accepted and has no effect, so copies work and nothing
@@ -295,11 +285,68 @@ void xattr_set(fuse_req_t req, struct node *n, const char *name, const char *val
 	fuse_reply_err(req, setxattr(path, name, value, size, flags) < 0 ? errno : 0);
 }
 
-void xattr_remove(fuse_req_t req, struct node *n, const char *name)
+/* A path that reaches the object of node N (/proc/self/fd/FD) into PATH:
+ * returns FD, given back with inode_fd_put; or -1 once the request is
+ * answered: with OTHER if N is no POSIX node, else with why the object
+ * cannot be reached. */
+static int object_path(fuse_req_t req, struct node *n, char path[64], int other)
 {
+	if (n->kind != NODE_POSIX) {
+		fuse_reply_err(req, other);
+		return -1;
+	}
+	int fd = inode_fd(shmfs_of(req), n);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return -1;
+	}
+	proc_path(path, fd);
+	return fd;
+}
+
+void xattr_get(fuse_req_t req, struct node *n, const char *name, size_t size)
+{
+	struct shmfs *fs = shmfs_of(req);
+	char path[64];
+	int fd = object_path(req, n, path, ENODATA);
+	if (fd >= 0) {
+		get_at(req, path, name, size);
+		inode_fd_put(fs, n, fd);
+	}
+}
+
+void xattr_list(fuse_req_t req, struct node *n, size_t size)
+{
+	struct shmfs *fs = shmfs_of(req);
 	char path[64];
 	if (n->kind != NODE_POSIX)
-		return (void)fuse_reply_err(req, ENODATA);
-	proc_path(path, n->fd);
-	fuse_reply_err(req, removexattr(path, name) < 0 ? errno : 0);
+		return xattr_reply_value(req, "", 0, size);
+	int fd = object_path(req, n, path, ENODATA);
+	if (fd >= 0) {
+		list_at(req, path, size);
+		inode_fd_put(fs, n, fd);
+	}
+}
+
+void xattr_set(fuse_req_t req, struct node *n, const char *name, const char *value, size_t size,
+	       int flags)
+{
+	struct shmfs *fs = shmfs_of(req);
+	char path[64];
+	int fd = object_path(req, n, path, ENOTSUP);
+	if (fd >= 0) {
+		set_at(req, path, name, value, size, flags);
+		inode_fd_put(fs, n, fd);
+	}
+}
+
+void xattr_remove(fuse_req_t req, struct node *n, const char *name)
+{
+	struct shmfs *fs = shmfs_of(req);
+	char path[64];
+	int fd = object_path(req, n, path, ENODATA);
+	if (fd >= 0) {
+		fuse_reply_err(req, removexattr(path, name) < 0 ? errno : 0);
+		inode_fd_put(fs, n, fd);
+	}
 }

@@ -15,8 +15,9 @@
  *
  * Files: this one runs the table of cases and prints it; bench_util.c holds
  * the helpers, and each other bench_*.c the cases of one kind of work
- * (bench_posix.c, bench_views.c, bench_writes.c, bench_load.c) with the
- * setup of the objects they use. bench.h is what they share.
+ * (bench_posix.c, bench_views.c, bench_writes.c, bench_load.c, bench_scale.c)
+ * with the setup of the objects they use; bench_spawn.c runs programs and
+ * daemons of its own. bench.h is what they share.
  *
  * Adding a case: write a run function (one timed run of one side, returns
  * seconds) or a measure function (fills a whole row) in the bench_*.c of its
@@ -74,6 +75,19 @@ static const struct bench_case cases[] = {
 	 MOUNT_A, RATE, 0.50, LOAD_FITS_SIZE, "MiB/s", 1 << 20, load_update, NULL, 0, NULL, load_note},
 	{"cp of the same FITS file onto a new stream's .fits (stream removed between runs)",
 	 MOUNT_A, INFO, 0, LOAD_FITS_SIZE, "MiB/s", 1 << 20, load_new, NULL, 0, NULL, load_note},
+	/* scale (issue 13): a million objects, each mount run on a fresh daemon; 10,000 segments */
+	{"ls -l of 1,000,000 empty objects, cold (a fresh mount each run)", MOUNT_A, TIME, 2.0, 0,
+	 NULL, 0, million_ls, NULL, 0, NULL, million_note},
+	{"stat() of one of 1,000,000 objects x5000, cold (a fresh mount each run)", MOUNT_A, TIME,
+	 2.0, 0, NULL, 0, million_stat, NULL, 5000, NULL, NULL},
+	{"daemon memory per node after ls -l of 1,000,000", MOUNT_A, LIMIT, 1024, 0, "B/node", 0,
+	 NULL, million_memory, 0, NULL, NULL},
+	{"daemon descriptors after ls -l of 1,000,000", MOUNT_A, LIMIT, 64, 0, "fds", 0, NULL,
+	 million_descriptors, 0, NULL, NULL},
+	{"ls -l of 10,000 System V segments", MOUNT_A, TIME, 3.0, 0, NULL, 0, segments_ls, NULL, 0,
+	 "ipcs -m", segments_note},
+	{"read each of 10,000 System V segments (open, read 4 KiB, close)", MOUNT_A, TIME_INFO, 0, 0,
+	 NULL, 0, segments_read, NULL, 0, "shmat", segments_note},
 	/* mount B: -o passthrough=off, the daemon's copy path */
 	{"POSIX seq read 1 GiB, 1 MiB blocks", MOUNT_B, RATE, 0.50, BIG_SIZE, "GiB/s", GiB,
 	 posix_seq_read, NULL, 0, NULL, NULL},
@@ -160,6 +174,10 @@ static void judge(const struct bench_case *c, struct row *r)
 		snprintf(r->target_s, sizeof r->target_s, "<= +%.0f KiB", c->target);
 		pass = r->value <= c->target;
 		break;
+	case LIMIT:
+		snprintf(r->target_s, sizeof r->target_s, "<= %.0f %s", c->target, c->unit);
+		pass = r->value <= c->target;
+		break;
 	case INFO:
 	case TIME_INFO:
 		snprintf(r->target_s, sizeof r->target_s, "(none)");
@@ -240,6 +258,7 @@ static void teardown(struct bench *b)
 	views_teardown(b);
 	writes_teardown(b);
 	load_teardown(b);
+	scale_teardown(b);
 }
 
 static void usage(FILE *f)

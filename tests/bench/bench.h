@@ -49,6 +49,7 @@ enum metric {
 	RATE,   /* work per second, higher is better: ratio = mount rate / direct rate >= target */
 	TIME,   /* seconds, lower is better: ratio = mount time / direct time <= target ("x direct") */
 	GROWTH, /* a measure function fills the row; value <= target (KiB) */
+	LIMIT,  /* a measure function fills the row; value <= target (in the case's unit) */
 	INFO,   /* like RATE, no target: shown for reference */
 	TIME_INFO, /* like TIME, no target: shown for reference */
 };
@@ -91,6 +92,7 @@ struct bench {
 	struct phases ph[2][MAX_RUNS]; /* [side]: the phases of the latest runs */
 	int nph[2];
 	char trace_note[NMOUNTS][256]; /* GETXATTR count of the -d write trace */
+	struct scale *scale; /* the scale cases' objects (bench_scale.c), made when first needed */
 };
 
 struct bench_case;
@@ -152,6 +154,18 @@ static inline uint64_t r2880(uint64_t n) { return (n + FITS_BLOCK - 1) / FITS_BL
 /* The value of pixel K of every bench stream: exact in a float up to 2^24. */
 static inline float pixel_value(uint64_t k) { return (float)(k & 0xffffff); }
 
+/* --- programs (bench_spawn.c) ------------------------------------------- */
+
+/* fork + exec of ARGV (searched in PATH), stdout to /dev/null: seconds from
+ * fork to exit, or -1 (said, for WHAT) unless it exits 0. */
+double run_program(const char *what, const char *const argv[]);
+/* Start the daemon ARGV (ARGV[0] its path; in the foreground), stderr to
+ * LOG, and wait until MNT is mounted: its pid, or -1 and *WHY. */
+pid_t daemon_start(const char *const argv[], const char *mnt, const char *log, const char **why);
+/* Unmount MNT and wait for daemon PID: its wait status, or -1 when it did
+ * not exit within 30 s (then it is killed). */
+int daemon_stop(pid_t pid, const char *mnt);
+
 /* --- the cases (one file each kind) ------------------------------------- */
 
 /* bench_posix.c: POSIX and System V, whole files and metadata */
@@ -189,5 +203,17 @@ double load_new(struct bench *b, const struct bench_case *c, enum side side);
 void load_note(struct bench *b, const struct bench_case *c, struct row *r);
 int load_setup(struct bench *b);
 void load_teardown(struct bench *b);
+
+/* bench_scale.c: a million objects and 10,000 segments */
+struct scale;
+double million_ls(struct bench *b, const struct bench_case *c, enum side side);
+double million_stat(struct bench *b, const struct bench_case *c, enum side side);
+int million_memory(struct bench *b, const struct bench_case *c, struct row *r);
+int million_descriptors(struct bench *b, const struct bench_case *c, struct row *r);
+void million_note(struct bench *b, const struct bench_case *c, struct row *r);
+double segments_ls(struct bench *b, const struct bench_case *c, enum side side);
+double segments_read(struct bench *b, const struct bench_case *c, enum side side);
+void segments_note(struct bench *b, const struct bench_case *c, struct row *r);
+void scale_teardown(struct bench *b);
 
 #endif

@@ -161,32 +161,7 @@ double ls_l(struct bench *b, const struct bench_case *c, enum side side)
 {
 	char dir[4096];
 	path_of(dir, sizeof dir, b, c, side, LS_DIR);
-	double t0 = now();
-	pid_t pid = fork();
-	if (pid < 0) {
-		fail("%s: fork: %s", c->name, strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		if (null < 0 || dup2(null, 1) < 0)
-			_exit(126);
-		setenv("LC_ALL", "C", 1);
-		execlp("ls", "ls", "-l", dir, (char *)NULL);
-		_exit(127);
-	}
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			fail("%s: waitpid: %s", c->name, strerror(errno));
-			return -1;
-		}
-	double t = now() - t0;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fail("%s: ls -l %s failed (status %d)", c->name, dir, status);
-		return -1;
-	}
-	return t;
+	return run_program(c->name, (const char *[]){"ls", "-l", dir, NULL});
 }
 
 /* param stat() calls of one object of the 10,000-object directory. */

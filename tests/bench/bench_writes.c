@@ -68,40 +68,15 @@ static void trace_writes(struct bench *b, const char *opt, char *note, size_t le
 		return;
 	}
 	snprintf(log, sizeof log, "%s.log", mnt);
-	struct stat st0, st;
-	stat(mnt, &st0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int null = open("/dev/null", O_RDWR);
-		if (fd < 0 || null < 0 || dup2(fd, 2) < 0 || dup2(null, 1) < 0 || dup2(null, 0) < 0)
-			_exit(126);
-		execl(b->daemon, b->daemon, "-d", "-o", opt, b->source, mnt, (char *)NULL);
-		_exit(127);
-	}
-	int mounted = 0, fd = -1;
+	int fd = -1;
 	long getxattr = -1, first = -1, writes = -1, all = -1;
 	char *text = NULL;
 	const char *why = NULL;
-	if (pid < 0) {
-		why = "fork failed";
+	pid_t pid = daemon_start((const char *[]){b->daemon, "-d", "-o", opt,
+					    b->source, mnt, NULL},
+				 mnt, log, &why);
+	if (pid < 0)
 		goto out;
-	}
-	for (int i = 0; i < 100 && !mounted; i++) {
-		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			pid = -1;
-			why = "the daemon exited";
-			goto out;
-		}
-		if (stat(mnt, &st) == 0 && st.st_dev != st0.st_dev)
-			mounted = 1;
-		else
-			usleep(100000);
-	}
-	if (!mounted) {
-		why = "not mounted after 10 s";
-		goto out;
-	}
 	snprintf(path, sizeof path, "%s/%s", mnt, WRITE_NAME);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -144,22 +119,8 @@ static void trace_writes(struct bench *b, const char *opt, char *note, size_t le
 out:
 	if (fd >= 0)
 		close(fd);
-	if (mounted) {
-		int i;
-		for (i = 0; i < 50 && umount2(mnt, 0) < 0 && errno == EBUSY; i++)
-			usleep(100000);
-		if (i == 50)
-			umount2(mnt, MNT_DETACH);
-	}
-	if (pid > 0) {
-		int i;
-		for (i = 0; i < 50 && waitpid(pid, NULL, WNOHANG) != pid; i++)
-			usleep(100000);
-		if (i == 50) { /* our own daemon, by its pid */
-			kill(pid, SIGTERM);
-			waitpid(pid, NULL, 0);
-		}
-	}
+	if (pid > 0)
+		daemon_stop(pid, mnt);
 	rmdir(mnt);
 	/* whether that daemon had passthrough, from its log */
 	const char *pt = "?";

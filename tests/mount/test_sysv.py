@@ -12,7 +12,7 @@ import subprocess
 import unittest
 
 import harness
-from harness import MountTestCase
+from harness import MountTestCase, wait_until
 
 
 def pattern(size, seed=0):
@@ -112,7 +112,9 @@ class ListingTest(SysvTestCase):
         self.assertEqual(os.listdir(self.m('sysv')), ['0x00000abc'])
         self.sysvtool('rm', '0x00000abc')
         self.assertEqual(os.listdir(self.m('sysv')), [])
-        self.assertFalse(os.path.lexists(self.seg('0x00000abc')))
+        # The kernel may keep the removed name's attributes for -o timeout
+        # (1 s), as for a POSIX object another process removes.
+        self.assertTrue(wait_until(lambda: not os.path.lexists(self.seg('0x00000abc')), 3))
         st = os.stat(self.m('sysv'))
         self.assertTrue(stat.S_ISDIR(st.st_mode))
 
@@ -174,7 +176,8 @@ class ReadWriteTest(SysvTestCase):
         fd = os.open(self.seg('0x00003334'), os.O_RDWR)
         try:
             self.sysvtool('rm', '0x00003334')     # another process removes it
-            self.assertFalse(os.path.lexists(self.seg('0x00003334')))
+            # (its name's attributes may stay cached for -o timeout)
+            self.assertTrue(wait_until(lambda: not os.path.lexists(self.seg('0x00003334')), 3))
             self.assertNotIn(f'id-{shmid}', os.listdir(self.m('sysv')))
             # The open file keeps working on what it had, as on tmpfs.
             self.assertEqual(os.pread(fd, 6, 0), b'before')

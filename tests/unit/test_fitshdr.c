@@ -389,7 +389,7 @@ static int count_cards(const struct fits_header *h, const char *name)
 {
 	char name8[9];
 	int n = 0;
-	snprintf(name8, sizeof name8, "%-8s", name);
+	snprintf(name8, sizeof name8, "%-8.8s", name);
 	for (size_t i = 0; i < h->ncards; i++)
 		n += memcmp(card(h, i), name8, 8) == 0 && card(h, i)[8] == '=';
 	return n;

@@ -548,7 +548,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t used = 0;
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < dirsnap_count(d); i++) {
 		/* A regular object's typed view joins the listing (at its end)
-		 * when the object is read. */
+		 * as the listing reaches the object. */
 		if (dir->kind == NODE_POSIX && i < dirsnap_real(d) && dirsnap_type(d, i) == S_IFREG)
 			view_list_typed(fs, dir, d, i, NULL);
 		struct stat st = {.st_ino = dirsnap_ino(d, i), .st_mode = dirsnap_type(d, i)};

@@ -398,7 +398,7 @@ int view_list(struct shmfs *fs, struct node *dir, void *snapshot)
 		return dirfd;
 	int rc = 0;
 	/* Views are added behind the real entries: walk only those. Typed
-	 * views join when their object is read (view_list_typed). */
+	 * views join as the listing reaches their object (view_list_typed). */
 	size_t count = dirsnap_count(snapshot);
 	for (size_t i = 0; rc == 0 && i < count; i++) {
 		const char *name = dirsnap_name(snapshot, i);

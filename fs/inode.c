@@ -268,17 +268,51 @@ struct node *inode_get_sysv(struct inode_table *t, int shmid, key_t key)
 	return n;
 }
 
-/* A new view node filed in the table with one reference, naming its object
- * by handle H (adopted) or descriptor FD (adopted unless NAMED); NULL when
- * out of memory. Caller holds t->lock. */
-static struct node *view_node_new(struct inode_table *t, struct file_handle *h, int fd, int named,
-				  dev_t dev, ino_t ino, uint32_t variant, int shmid)
+/* How a view node names its object: handle H, or descriptor FD when no
+ * handle names it (NAMED 0). */
+struct view_name {
+	struct file_handle *h;
+	int fd, named;
+};
+
+/* Name the object open as FD (adopted; -1: none) for a view node: 0, or
+ * -1 (FD closed) when that fails. */
+static int view_name_of(struct inode_table *t, int fd, dev_t dev, struct view_name *vn)
+{
+	*vn = (struct view_name){NULL, fd, 0};
+	if (fd < 0)
+		return 0;
+	vn->named = inode_fd_name(t, fd, dev, &vn->h);
+	if (vn->named < 0) {
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Give back what of VN no node adopted. */
+static void view_name_drop(struct view_name *vn)
+{
+	free(vn->h);
+	if (vn->fd >= 0)
+		close(vn->fd);
+}
+
+/* A new view node filed in the table with one reference, adopting VN's
+ * handle, or its descriptor when no handle names the object (what it
+ * adopts is taken out of VN); NULL when out of memory. Caller holds
+ * t->lock. */
+static struct node *view_node_new(struct inode_table *t, struct view_name *vn, dev_t dev,
+				  ino_t ino, uint32_t variant, int shmid)
 {
 	struct node *n = node_alloc(NODE_VIEW);
 	if (!n)
 		return NULL;
-	n->handle = h;
-	n->fd = named ? -1 : fd;
+	n->handle = vn->h;
+	n->fd = vn->named ? -1 : vn->fd;
+	vn->h = NULL;
+	if (!vn->named)
+		vn->fd = -1;
 	n->dev = dev;
 	n->ino = ino;
 	n->variant = variant;
@@ -296,41 +330,24 @@ static int view_match(const struct node *n, dev_t dev, ino_t ino, uint32_t varia
 	       n->variant == variant && inode_fd_same(n, h);
 }
 
-/* What the view functions below adopt, and give back when unused: handle H,
- * or FD unless a handle names it (NAMED). */
-static void unused_name(struct file_handle *h, int fd)
-{
-	free(h);
-	if (fd >= 0)
-		close(fd);
-}
-
 struct node *inode_get_view(struct inode_table *t, int fd, dev_t dev, ino_t ino, uint32_t variant,
 			    int shmid)
 {
-	struct file_handle *h = NULL;
-	int named = fd >= 0 ? inode_fd_name(t, fd, dev, &h) : 0;
-	if (named < 0) {
-		close(fd);
+	struct view_name vn;
+	if (view_name_of(t, fd, dev, &vn) < 0)
 		return NULL;
-	}
 	pthread_mutex_lock(&t->lock);
 	size_t b = bucket_of(t, NODE_VIEW, (uint64_t)dev, (uint64_t)ino, variant);
 	struct node *n;
 	for (n = t->buckets[b]; n; n = n->hash_next)
-		if (view_match(n, dev, ino, variant, h))
+		if (view_match(n, dev, ino, variant, vn.h))
 			break;
-	if (n) {
+	if (n)
 		n->nlookup++;
-	} else {
-		n = view_node_new(t, h, fd, named, dev, ino, variant, shmid);
-		if (n) {
-			h = NULL;
-			fd = named ? fd : -1;
-		}
-	}
+	else
+		n = view_node_new(t, &vn, dev, ino, variant, shmid);
 	pthread_mutex_unlock(&t->lock);
-	unused_name(h, fd);
+	view_name_drop(&vn);
 	return n;
 }
 
@@ -340,12 +357,9 @@ struct node *inode_get_view_gen(struct inode_table *t, int fd, dev_t dev, ino_t 
 				struct node **replaced)
 {
 	*replaced = NULL;
-	struct file_handle *h = NULL;
-	int named = fd >= 0 ? inode_fd_name(t, fd, dev, &h) : 0;
-	if (named < 0) {
-		close(fd);
+	struct view_name vn;
+	if (view_name_of(t, fd, dev, &vn) < 0)
 		return NULL;
-	}
 	pthread_mutex_lock(&t->lock);
 	size_t b = bucket_of(t, NODE_VIEW, (uint64_t)dev, (uint64_t)ino, variant);
 	struct node *cur = NULL;
@@ -353,26 +367,24 @@ struct node *inode_get_view_gen(struct inode_table *t, int fd, dev_t dev, ino_t 
 		if (n->kind == NODE_VIEW && n->view_current && n->dev == dev && n->ino == ino &&
 		    n->variant == variant)
 			cur = n;
-	if (cur && cur->gen && inode_fd_same(cur, h) && same(cur->gen, gen)) {
-		cur->nlookup++;
-		pthread_mutex_unlock(&t->lock);
-		unused_name(h, fd);
-		return cur;
-	}
-	struct node *n = view_node_new(t, h, fd, named, dev, ino, variant, shmid);
-	if (n && cur) {
-		cur->view_current = 0;
-		cur->nlookup++;
-		*replaced = cur;
-	}
-	if (n) {
-		n->gen = gen;
-		n->view_current = 1;
-		h = NULL;
-		fd = named ? fd : -1;
+	struct node *n;
+	if (cur && cur->gen && inode_fd_same(cur, vn.h) && same(cur->gen, gen)) {
+		n = cur;
+		n->nlookup++;
+	} else {
+		n = view_node_new(t, &vn, dev, ino, variant, shmid);
+		if (n && cur) {
+			cur->view_current = 0;
+			cur->nlookup++;
+			*replaced = cur;
+		}
+		if (n) {
+			n->gen = gen;
+			n->view_current = 1;
+		}
 	}
 	pthread_mutex_unlock(&t->lock);
-	unused_name(h, fd);
+	view_name_drop(&vn);
 	return n;
 }
 

@@ -235,6 +235,11 @@ void inode_fd_setup(struct inode_table *t, int mount_fd);
  * daemon's own capabilities (open_by_handle_at). */
 int inode_fd(struct shmfs *fs, struct node *n);
 void inode_fd_put(struct shmfs *fs, struct node *n, int fd);
+/* Whether directory DIRFD has no entry NAME (ENOENT; any other error counts
+ * as an entry there). */
+int name_absent(int dirfd, const char *name);
+/* The same in directory node DIR; 0 when no descriptor of it can be had. */
+int inode_name_absent(struct shmfs *fs, struct node *dir, const char *name);
 /* N's object opened anew with FLAGS (O_RDONLY, O_RDWR, O_TRUNC, O_NONBLOCK,
  * ...; O_CLOEXEC is added): the caller's descriptor, or -errno as for
  * inode_fd. Never inside a creds scope. */
@@ -377,6 +382,8 @@ void xattr_reply_value(fuse_req_t req, const char *value, size_t len, size_t siz
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops shmfs_ops;
+/* Reply to a read of SIZE bytes at OFF with what pread of FD gives. */
+void reply_pread(fuse_req_t req, int fd, size_t size, off_t off);
 /* Whether the root shows the System V directory (SOURCE has no entry of that name). */
 int shmfs_sysv_visible(struct shmfs *fs);
 

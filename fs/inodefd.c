@@ -451,6 +451,19 @@ int inode_fd(struct shmfs *fs, struct node *n)
 	return fd >= 0 && n->isdir ? slot_keep(t, n, fd) : fd;
 }
 
+int name_absent(int dirfd, const char *name)
+{
+	return faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+}
+
+int inode_name_absent(struct shmfs *fs, struct node *dir, const char *name)
+{
+	int dirfd = inode_fd(fs, dir);
+	int absent = dirfd >= 0 && name_absent(dirfd, name);
+	inode_fd_put(fs, dir, dirfd);
+	return absent;
+}
+
 void inode_fd_put(struct shmfs *fs, struct node *n, int fd)
 {
 	struct inode_table *t = &fs->table;

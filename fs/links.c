@@ -270,8 +270,7 @@ void links_symlink(fuse_req_t req, const char *target, struct node *parent, cons
 static int rename_link(fuse_req_t req, int dirfd, const char *name, struct node *newparent,
 		       int newdirfd, const char *newname, unsigned int flags)
 {
-	if (!ends_with(newname, ".fits") ||
-	    !(faccessat(newdirfd, newname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT))
+	if (!ends_with(newname, ".fits") || !name_absent(newdirfd, newname))
 		return 0;
 	struct stat st;
 	char target[PATH_MAX], object[NAME_MAX + 1], linktarget[PATH_MAX];
@@ -339,12 +338,8 @@ int links_unlink(fuse_req_t req, struct node *parent, const char *name)
 	struct shmfs *fs = shmfs_of(req);
 	/* Only names that are no file of SOURCE, and only views that exist:
 	 * rm -f of a name with no view must not remove the file behind it. */
-	int dirfd = inode_fd(fs, parent);
-	int real = dirfd < 0 ||
-		   !(faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
-	inode_fd_put(fs, parent, dirfd);
-	if (real) /* (or no descriptor: the plain unlink says why) */
-		return 0;
+	if (!inode_name_absent(fs, parent, name))
+		return 0; /* a real file, or no descriptor: the plain unlink says why */
 	struct fuse_entry_param e;
 	if (view_entry(fs, parent, name, &e) < 0)
 		return 0;
@@ -373,7 +368,7 @@ int links_unlink(fuse_req_t req, struct node *parent, const char *name)
 		fuse_reply_err(req, EPERM);
 		return 1;
 	}
-	dirfd = inode_fd(fs, parent);
+	int dirfd = inode_fd(fs, parent);
 	int rc = dirfd < 0 ? dirfd : unlinkat(dirfd, object, 0) < 0 ? -errno : 0;
 	inode_fd_put(fs, parent, dirfd);
 	fuse_reply_err(req, -rc);

@@ -560,15 +560,7 @@ void load_stat(struct node *n, struct stat *st)
 
 void load_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	char *buf = malloc(size ? size : 1);
-	if (!buf)
-		return (void)fuse_reply_err(req, ENOMEM);
-	ssize_t r = pread(h->load->memfd, buf, size, off);
-	if (r < 0)
-		fuse_reply_err(req, errno);
-	else
-		fuse_reply_buf(req, buf, (size_t)r);
-	free(buf);
+	reply_pread(req, h->load->memfd, size, off);
 }
 
 void load_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)

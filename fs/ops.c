@@ -345,12 +345,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	char object[NAME_MAX + 1];
 	int imod;
 	if (load_target(name, object, sizeof object, &imod)) {
-		struct shmfs *fs = shmfs_of(req);
-		int dirfd = inode_fd(fs, p);
-		int absent = dirfd >= 0 && faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
-			     errno == ENOENT;
-		inode_fd_put(fs, p, dirfd);
-		if (absent) {
+		if (inode_name_absent(shmfs_of(req), p, name)) {
 			replace_reclaim(req, p, name); /* unlinked by this program: in place */
 			return load_create(req, p, name, object, imod, mode, fi);
 		}
@@ -452,6 +447,19 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	if (ph)
 		fuse_pollhandle_destroy(ph);
 	fuse_reply_poll(req, POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
+}
+
+void reply_pread(fuse_req_t req, int fd, size_t size, off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	ssize_t r = pread(fd, buf, size, off);
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+	free(buf);
 }
 
 void open_track(struct shmfs *fs, struct open_item *item,

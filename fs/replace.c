@@ -355,12 +355,8 @@ int replace_unlink(fuse_req_t req, struct node *parent, const char *name)
 	    !load_target(name, stem, sizeof stem, &imod))
 		return 0;
 	/* A real file of that name is unlinked as itself. */
-	int dirfd = inode_fd(fs, parent);
-	int real = dirfd < 0 ||
-		   !(faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
-	inode_fd_put(fs, parent, dirfd);
-	if (real) /* (or no descriptor: the plain unlink says why) */
-		return 0;
+	if (!inode_name_absent(fs, parent, name))
+		return 0; /* a real file, or no descriptor: the plain unlink says why */
 	enum view_kind kind = view_kind_of(fs, parent, name);
 	if (kind != VK_STREAM_FITS && kind != VK_STREAM_LINK && kind != VK_IMOD_MRC)
 		return 0;
@@ -530,7 +526,7 @@ static int rename_load(fuse_req_t req, int dirfd, const char *name, struct node 
 		return 0;
 	/* A real file of that name is renamed over as itself; only regular
 	 * files load (a stream link spelled .fits is links.c's). */
-	if (!(faccessat(newdirfd, newname, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) ||
+	if (!name_absent(newdirfd, newname) ||
 	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 		return 0;
 	if (object_file(stem, imod, object, sizeof object) < 0)

@@ -157,15 +157,7 @@ void view_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		return (void)fuse_reply_buf(req, (const char *)m + off,
 					    size < left ? size : (size_t)left);
 	}
-	char *buf = malloc(size ? size : 1);
-	if (!buf)
-		return (void)fuse_reply_err(req, ENOMEM);
-	ssize_t r = pread(s->fd, buf, size, off);
-	if (r < 0)
-		fuse_reply_err(req, errno);
-	else
-		fuse_reply_buf(req, buf, (size_t)r);
-	free(buf);
+	reply_pread(req, s->fd, size, off);
 }
 
 void view_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)

@@ -78,6 +78,10 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 void replace_rmdir(struct shmfs *fs, struct node *parent, const char *name);
 /* Whether NAME in directory DIR is an object set aside (not shown). */
 int replace_hidden(struct shmfs *fs, struct node *dir, const char *name);
+/* Whether the object of ST (its device and inode) waits set aside for its
+ * grace: gone from the mount, as if removed, unless its program creates
+ * the view again. */
+int replace_set_aside(struct shmfs *fs, const struct stat *st);
 /* Drop the objects set aside in DIR from listing SNAPSHOT. */
 void replace_filter(struct shmfs *fs, struct node *dir, void *snapshot);
 

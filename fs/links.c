@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsload.h"
 #include "fsview.h"
 #include "isio.h"
 #include "imod.h"
@@ -427,6 +428,14 @@ int links_lookup(fuse_req_t req, struct node *parent, const char *name)
 	return 1;
 }
 
+/* Whether the symlink of ST is gone from the mount: removed, or set aside
+ * for its grace (rm of its view), while the kernel may cache its name.
+ * (Its attributes are never cached, so GETATTR sees this at once.) */
+static int link_gone(struct shmfs *fs, const struct stat *st)
+{
+	return st->st_nlink == 0 || replace_set_aside(fs, st);
+}
+
 int links_getattr(fuse_req_t req, struct node *n)
 {
 	struct shmfs *fs = shmfs_of(req);
@@ -437,7 +446,7 @@ int links_getattr(fuse_req_t req, struct node *n)
 	inode_fd_put(fs, n, fd);
 	if (!link) /* (nor reachable: posix_getattr says why) */
 		return 0;
-	if (st.st_nlink == 0)
+	if (link_gone(fs, &st))
 		fuse_reply_err(req, ESTALE);
 	else
 		fuse_reply_attr(req, &st, 0);
@@ -450,7 +459,7 @@ int links_stale_symlink(struct shmfs *fs, struct node *n)
 	int fd = inode_fd(fs, n);
 	int stale = fd == -ESTALE ||
 		    (fd >= 0 && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
-		     S_ISLNK(st.st_mode) && st.st_nlink == 0);
+		     S_ISLNK(st.st_mode) && link_gone(fs, &st));
 	inode_fd_put(fs, n, fd);
 	return stale;
 }
@@ -494,7 +503,7 @@ int links_view_stat(struct shmfs *fs, struct node *n, struct stat *st)
 	inode_fd_put(fs, n, fd);
 	if (rc < 0)
 		return rc;
-	if (st->st_nlink == 0)
+	if (link_gone(fs, st))
 		return -ESTALE; /* removed or replaced: see links_stale_symlink */
 	st->st_size = links_view_target(fs, n, target, sizeof target) == 0 ? (off_t)strlen(target) : 0;
 	st->st_ino ^= (ino_t)VK_STREAM_LINK << 56;

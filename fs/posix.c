@@ -22,6 +22,7 @@
 #include "creds.h"
 #include "log.h"
 #include "passthrough.h"
+#include "fsload.h"
 #include "fsview.h"
 
 
@@ -502,12 +503,13 @@ void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
 	struct stat st;
-	if (fstat(fd, &st) == 0 && st.st_nlink == 0) {
-		/* Removed by another process while the kernel had its name cached:
-		 * ESTALE makes the kernel look the name up again (and find the
-		 * object now there: a re-created stream, say). GETATTR cannot do
-		 * the same: fstat() of an open file arrives there without its
-		 * handle, indistinguishable from stat() by name. */
+	if (fstat(fd, &st) == 0 && (st.st_nlink == 0 || replace_set_aside(shmfs_of(req), &st))) {
+		/* Removed (or set aside for a grace: removed through its view)
+		 * while the kernel had its name cached: ESTALE makes the kernel
+		 * look the name up again (and find the object now there: a
+		 * re-created stream, say). GETATTR cannot do the same: fstat()
+		 * of an open file arrives there without its handle,
+		 * indistinguishable from stat() by name. */
 		close(fd);
 		return (void)fuse_reply_err(req, ESTALE);
 	}

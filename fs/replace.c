@@ -63,6 +63,8 @@ struct unlinked {
 	char view[NAME_MAX + 1];   /* the name unlinked in the mount */
 	char object[NAME_MAX + 1]; /* the object's own name */
 	char hidden[NAME_MAX + 1]; /* where it waits */
+	dev_t obj_dev;             /* what waits there (0: not known) */
+	ino_t obj_ino;
 	pid_t tgid;                /* who unlinked it */
 	int pidfd;                 /* that process (readable once it exits), or -1 */
 	int exited;                /* it has */
@@ -382,6 +384,11 @@ int replace_unlink(fuse_req_t req, struct node *parent, const char *name)
 	}
 	u->dir_dev = parent->dev;
 	u->dir_ino = parent->ino;
+	struct stat ost;
+	if (fstatat(u->dirfd, hidden, &ost, AT_SYMLINK_NOFOLLOW) == 0) {
+		u->obj_dev = ost.st_dev;
+		u->obj_ino = ost.st_ino;
+	}
 	snprintf(u->view, sizeof u->view, "%s", name);
 	snprintf(u->object, sizeof u->object, "%s", object);
 	snprintf(u->hidden, sizeof u->hidden, "%s", hidden);
@@ -477,6 +484,21 @@ int replace_hidden(struct shmfs *fs, struct node *dir, const char *name)
 	for (struct unlinked *u = r->unlinked; u && !found; u = u->next)
 		found = u->state != DONE && u->dir_dev == dir->dev && u->dir_ino == dir->ino &&
 			strcmp(u->hidden, name) == 0;
+	pthread_mutex_unlock(&r->lock);
+	return found;
+}
+
+int replace_set_aside(struct shmfs *fs, const struct stat *st)
+{
+	struct replace_state *r = fs->replace;
+	if (!r || __atomic_load_n(&r->count, __ATOMIC_ACQUIRE) == 0)
+		return 0;
+	int found = 0;
+	pthread_mutex_lock(&r->lock);
+	/* (not while BUSY: being put back under its name, or removed) */
+	for (struct unlinked *u = r->unlinked; u && !found; u = u->next)
+		found = u->state == WAITING && u->obj_dev && u->obj_dev == st->st_dev &&
+			u->obj_ino == st->st_ino;
 	pthread_mutex_unlock(&r->lock);
 	return found;
 }

@@ -318,6 +318,29 @@ class RemoveTest(ReplaceCase):
         fits.writeto(self.m('cam.fits'), np.ones((4, 4), np.float32), overwrite=True)
         self.assertEqual(isio.read_state(self.s('cam.im.shm'))['cnt0'], 1, 'a new stream')
 
+    def test_the_other_spelling_is_gone_at_once(self):
+        # The kernel has X.im.shm (and a link's) name and attributes
+        # cached when the view is removed; the object waits its grace set
+        # aside (this program unlinked it and runs on). Right after the
+        # unlink, before the kernel can have been told to forget the name,
+        # neither opens nor shows the object set aside. Many rounds: the
+        # window is short.
+        ino = self.stream('imcam', np.zeros((4, 4), np.float32))
+        for i in range(100):
+            self.stream(f'cam{i}', np.zeros((4, 4), np.float32))
+            os.symlink('imcam.im.shm', self.s(f'link{i}.im.shm'))
+            for name in (f'cam{i}.im.shm', f'link{i}.im.shm', f'link{i}.fits'):
+                os.lstat(self.m(name))
+            os.unlink(self.m(f'cam{i}.fits'))
+            with self.assertRaises(FileNotFoundError, msg=f'round {i}'):
+                os.close(os.open(self.m(f'cam{i}.im.shm'), os.O_RDONLY))
+            os.unlink(self.m(f'link{i}.fits'))
+            self.assertFalse(os.path.lexists(self.m(f'link{i}.im.shm')), f'round {i}')
+            self.assertFalse(os.path.lexists(self.m(f'link{i}.fits')), f'round {i}')
+        self.assert_source_settled()
+        self.assertEqual(os.listdir(self.source), ['imcam.im.shm'])
+        self.assertEqual(os.stat(self.s('imcam.im.shm')).st_ino, ino)
+
     def test_rm_of_a_link_view_removes_only_the_link(self):
         ino = self.stream('imcam', np.zeros((4, 4), np.float32))
         os.symlink('imcam.im.shm', self.s('wfsim.im.shm'))

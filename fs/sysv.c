@@ -520,7 +520,11 @@ void sysv_seg_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		size = n;
 	if (h->map.fd >= 0)
 		return posix_read(req, h, size, off);
+	/* The attachment stays until the reply returns: RELEASE waits for
+	 * the lock (see pmap_destroy). */
+	pthread_rwlock_rdlock(&h->map.lock);
 	fuse_reply_buf(req, (const char *)h->shm_addr + off, size);
+	pthread_rwlock_unlock(&h->map.lock);
 }
 
 void sysv_seg_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)
@@ -591,8 +595,8 @@ void sysv_seg_release(struct shmfs *fs, struct handle *h)
 {
 	struct node *n = h->node;
 	open_untrack(fs, &h->item);
+	pmap_destroy(&h->map); /* waits for a read still replying */
 	sysv_detach(h->shm_addr);
-	pmap_destroy(&h->map);
 	if (h->passthrough)
 		inode_backing_put(n);
 	pthread_mutex_lock(&n->lock);

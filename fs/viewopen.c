@@ -146,18 +146,23 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 
 void view_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	struct view_snap *s = h->view->snap;
-	if (!h->view->private) {
-		const unsigned char *m = viewsnap_map(s);
-		if (!m)
-			return (void)fuse_reply_err(req, ENOMEM);
-		if (off < 0 || (uint64_t)off >= s->size)
-			return (void)fuse_reply_buf(req, NULL, 0);
+	if (h->view->private)
+		return reply_pread(req, h->view->snap->fd, size, off);
+	/* Replied from the snapshot's mapping, which this read holds until
+	 * the reply returns: the reader gets the bytes before the write to
+	 * the device returns here, and may close the file, and its RELEASE
+	 * let the snapshot go, in between. */
+	struct view_snap *s = viewsnap_ref(h->view->snap);
+	const unsigned char *m = viewsnap_map(s);
+	if (!m) {
+		fuse_reply_err(req, ENOMEM);
+	} else if (off < 0 || (uint64_t)off >= s->size) {
+		fuse_reply_buf(req, NULL, 0);
+	} else {
 		uint64_t left = s->size - (uint64_t)off;
-		return (void)fuse_reply_buf(req, (const char *)m + off,
-					    size < left ? size : (size_t)left);
+		fuse_reply_buf(req, (const char *)m + off, size < left ? size : (size_t)left);
 	}
-	reply_pread(req, s->fd, size, off);
+	viewsnap_put(s);
 }
 
 void view_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off)

@@ -150,9 +150,9 @@ const unsigned char *viewsnap_map(struct view_snap *s);
 
 /* An open of node N: the shared snapshot of its frame (made if the node
  * has none yet), with one reference and the node's open count raised.
- * Returns 0, -ESTALE (the node's snapshot was dropped: the kernel looks the
- * name up again), or -errno. */
-int viewgen_open_shared(struct shmfs *fs, struct node *n, struct view_snap **out);
+ * *RENEWED: the node held another frame before, whose pages the kernel may
+ * still cache. Returns 0 or -errno. */
+int viewgen_open_shared(struct shmfs *fs, struct node *n, struct view_snap **out, int *renewed);
 /* A writable open of N: a private snapshot of the frame the object holds
  * now, into *OUT (one reference). When nobody else has N open, N becomes
  * the open's own (*CLAIMED; taken out of the table, so later lookups make a

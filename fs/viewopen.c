@@ -34,6 +34,7 @@ struct view_state {
 	struct view_snap *snap;
 	int private;          /* SNAP is this open's own (a writable open) */
 	int claimed;          /* ... and so is the node */
+	int renewed;          /* shared: the node held another frame before */
 	int dirty;            /* private: a write or truncate reached the daemon */
 	uint64_t hash;        /* private: the content when opened or last written back */
 	uint64_t size;        /* ... and its size */
@@ -82,8 +83,9 @@ static void serve(struct handle *h, struct fuse_file_info *fi)
 		shm_log_once(SHM_LOG_WARN, "passthrough refused for a view (%s): served by the "
 					   "daemon", strerror(-id));
 	}
-	/* The node's file never changes: its pages stay good from open to open. */
-	fi->keep_cache = !v->private;
+	/* The node's file never changes: its pages stay good from open to
+	 * open, but those of the frame it held before. */
+	fi->keep_cache = !v->private && !v->renewed;
 }
 
 void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
@@ -111,7 +113,7 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 			shm_log(SHM_LOG_WARN, "a view opened for writing while other opens read the "
 					      "same frame through another name: refused (EBUSY)");
 	} else {
-		rc = viewgen_open_shared(fs, n, &v->snap);
+		rc = viewgen_open_shared(fs, n, &v->snap, &v->renewed);
 	}
 	if (rc == 0 && v->private) {
 		v->size = v->snap->size;

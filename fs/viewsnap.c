@@ -16,8 +16,9 @@
  * snapshots are dropped oldest first past SNAP_IDLE_BYTES or
  * SNAP_IDLE_COUNT (each holds a descriptor: their number is bounded), and
  * at once when a newer generation takes the node's place. An open of a node
- * whose snapshot was dropped answers ESTALE: the kernel looks the name up
- * again and gets the current node. */
+ * whose snapshot was dropped (looked up just before) makes a snapshot of
+ * the frame the object holds then, and the kernel is told to drop the
+ * node's cached pages. */
 #define _GNU_SOURCE
 #include "viewint.h"
 
@@ -48,7 +49,7 @@ struct view_gen {
 	/* node->lock */
 	struct view_snap *snap; /* the frame's shared snapshot, or NULL */
 	struct view_snap *priv; /* a claimed node: its open's private snapshot */
-	int made;               /* a snapshot was made once: losing it means ESTALE */
+	int made;               /* a snapshot was made once: the next one is another frame */
 	int backing;            /* holds a reference on the node's backing id (for snap) */
 	int claimed;            /* a writable open owns the node */
 	unsigned opens;
@@ -587,17 +588,23 @@ static int gen_make(struct shmfs *fs, struct node *n, int sealed, struct view_sn
 	return rc;
 }
 
-int viewgen_open_shared(struct shmfs *fs, struct node *n, struct view_snap **out)
+int viewgen_open_shared(struct shmfs *fs, struct node *n, struct view_snap **out, int *renewed)
 {
-
 	struct view_gen *g = n->gen;
 	pthread_mutex_lock(&n->lock);
 	int rc = 0;
+	*renewed = 0;
 	if (g->claimed) {
 		rc = -EBUSY; /* reached through another name of an open's own node */
-	} else if (!g->snap && g->made) {
-		rc = -ESTALE;
 	} else if (!g->snap) {
+		/* A node whose snapshot was dropped (a newer frame took its
+		 * place, or memory was short) was looked up before that, and
+		 * is opened now: it gets the frame the object holds now. The
+		 * kernel's retry of ESTALE is one, and another new frame may
+		 * come before it too. Nothing has the node open or mapped (a
+		 * snapshot is dropped only then), so only its pages cached
+		 * in the kernel must go (*RENEWED). */
+		*renewed = g->made;
 		rc = gen_make(fs, n, 1, &g->snap);
 		if (rc == 0) {
 			g->made = 1;

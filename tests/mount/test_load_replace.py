@@ -396,6 +396,7 @@ class ConcurrentTest(ReplaceCase):
 
     N = 8
     ROUNDS = 6
+    TIGHT_ROUNDS = 100
     SHAPE = (128, 256)
 
     def files(self):
@@ -431,6 +432,37 @@ class ConcurrentTest(ReplaceCase):
         reads, mixed, failed = (int(x) for x in out.split())
         self.assertGreater(reads, 0)
         self.assertEqual((mixed, failed), (0, 0), out + err)
+
+    def test_tight_readers_while_eight_cp_load(self):
+        """Three programs open, read and close the view as fast as they can
+        while the copies load: each open gets a whole frame. An open may
+        reach a node whose frame another lookup superseded (it gets the
+        frame the stream holds then, never ESTALE), and a reader may close
+        the file while the thread that replied to its last read is still
+        in the reply (which holds the frame's mapping until it returns)."""
+        files = self.files()
+        ino = self.stream('cam', np.zeros(self.SHAPE, np.float32), cnt0=0)
+        readers = []
+        for _ in range(3):
+            reader = subprocess.Popen(
+                [sys.executable, '-c', TIGHT_READER, self.m('cam.fits'),
+                 str(self.SHAPE[0] * self.SHAPE[1] * 4)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+            self.defer(lambda reader=reader: (reader.kill(), reader.wait()))
+            self.assertEqual(reader.stdout.readline().strip(), 'ready')
+            readers.append(reader)
+        for r in range(self.TIGHT_ROUNDS):
+            procs = [subprocess.Popen(['cp', f, self.m('cam.fits')]) for f in files]
+            self.assertEqual([p.wait() for p in procs], [0] * self.N)
+        for reader in readers:
+            out, err = reader.communicate(input='\n', timeout=30)
+            reads, *bad = out.split()
+            self.assertGreater(int(reads), 0)
+            self.assertEqual(bad, [], err)
+        self.assertEqual(os.stat(self.s('cam.im.shm')).st_ino, ino)
+        self.assertEqual(isio.read_state(self.s('cam.im.shm'))['cnt0'],
+                         self.TIGHT_ROUNDS * self.N)
 
     def test_eight_writers_onto_a_new_name(self):
         """Opened with O_CREAT | O_TRUNC (no O_EXCL, which cp adds for a name
@@ -471,6 +503,31 @@ while not select.select([sys.stdin], [], [], 0)[0]:
 print(reads, mixed, failed)
 '''
 
+
+# Open, read whole and close view argv[1] (a float image of argv[2] data
+# bytes, all one value) until a line comes on stdin; print the reads, then
+# what went wrong (an errno, or "mixed").
+TIGHT_READER = r'''
+import select, sys
+n, size, bad = 0, int(sys.argv[2]), []
+print('ready', flush=True)
+while not select.select([sys.stdin], [], [], 0)[0]:
+    try:
+        with open(sys.argv[1], 'rb') as f:
+            b = f.read()
+    except OSError as e:
+        print(e, file=sys.stderr)
+        bad.append(str(e.errno))
+        continue
+    n += 1
+    h = 0
+    while h < len(b) and (b[h:h + 3] != b'END' or b[h + 3:h + 80].strip()):
+        h += 80
+    d = b[(h // 2880 + 1) * 2880:][:size]
+    if len(d) != size or d != d[:4] * (size // 4):
+        bad.append('mixed')
+print(n, *bad)
+'''
 
 class PassthroughStagingTest(ReplaceCase):
     """With passthrough, the kernel writes a copy's staging file itself: no

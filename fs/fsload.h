@@ -18,8 +18,19 @@ void load_create(fuse_req_t req, struct node *parent, const char *name, const ch
  * ESTALE and the thread's next lookup of the name gets that node). Replies
  * and returns 0, or returns -errno without replying. */
 int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
-/* LOOKUP of NAME in PARENT by a thread whose copy was given a node of its
- * own: reply with that node and return 1; else return 0 (no reply). */
+/* Give thread TID's next lookups of NAME in directory DIR (its device and
+ * inode) node N (a copy's or a writable open's own), for a few seconds or
+ * until load_redirect_take, adopting N's reference. Returns 1; 0 when TID
+ * was given a node for that name already and did not take it (it came back
+ * another way: serve the open where it is); or -EAGAIN (no free slot). On
+ * 0 and -EAGAIN, N's reference is dropped. */
+int load_redirect(struct shmfs *fs, pid_t tid, const struct stat *dir, const char *name,
+		  struct node *n);
+/* Whether N is the node thread TID was given (the open that follows the
+ * redirected lookup): it is then taken out of the list. */
+int load_redirect_take(struct shmfs *fs, struct node *n, pid_t tid);
+/* LOOKUP of NAME in PARENT by a thread given a node of its own for it:
+ * reply with that node and return 1; else return 0 (no reply). */
 int load_lookup(fuse_req_t req, struct node *parent, const char *name);
 /* OPEN of a copy's node (NODE_LOAD): the redirected copy's open, served
  * by passthrough. Replies and returns 0, or returns -errno (ESTALE for any

@@ -416,6 +416,18 @@ int inode_view_retire(struct inode_table *t, struct node *n)
 	return was;
 }
 
+struct node *inode_view_twin(struct inode_table *t, struct node *n, int fd)
+{
+	struct view_name vn;
+	if (view_name_of(t, fd, n->dev, &vn) < 0)
+		return NULL;
+	pthread_mutex_lock(&t->lock);
+	struct node *twin = view_node_new(t, &vn, n->dev, n->ino, n->variant, n->shmid);
+	pthread_mutex_unlock(&t->lock);
+	view_name_drop(&vn);
+	return twin; /* never view_current */
+}
+
 struct node *inode_new_sysv_pending(key_t key)
 {
 	struct node *n = node_alloc(NODE_SYSV_SEG);

@@ -294,7 +294,9 @@ void load_create(fuse_req_t req, struct node *parent, const char *name, const ch
  * the OPEN with ESTALE; the kernel then looks the name up again, and this
  * thread's lookups of the name are given that node (for REDIRECT_SECONDS), so
  * the copy's OPEN reaches it (and with passthrough, the kernel writes the
- * staging file itself). Everyone else's lookups keep getting the view. */
+ * staging file itself). Everyone else's lookups keep getting the view.
+ * Writable opens of views are given a node of their own the same way
+ * (viewopen.c). */
 
 #define REDIRECT_SLOTS 64
 #define REDIRECT_SECONDS 2
@@ -343,21 +345,12 @@ static void forget_all(struct shmfs *fs, struct node **nodes, size_t n)
 		inode_forget(fs, nodes[i], 1);
 }
 
-/* Redirect thread TID's next lookups of NAME in directory DIR (dev, ino)
- * to a new node for stage S (which it adopts). Returns 1, 0 when TID was
- * redirected there already and did not come back (serve the open where it
- * is), or -errno. */
-static int redirect_add(struct shmfs *fs, pid_t tid, const struct stat *dir, const char *name,
-			struct load_stage *s)
+int load_redirect(struct shmfs *fs, pid_t tid, const struct stat *dir, const char *name,
+		  struct node *n)
 {
-	struct node *gone[REDIRECT_SLOTS + 1], *n = inode_new_load(&fs->table);
+	struct node *gone[REDIRECT_SLOTS + 1];
 	size_t ngone;
-	int rc = -ENOMEM;
-	if (!n) {
-		stage_put(s);
-		return rc;
-	}
-	n->stage = s;
+	int rc = -EAGAIN;
 	pthread_mutex_lock(&redirect_lock);
 	ngone = redirect_prune(gone);
 	struct redirect *free_slot = NULL;
@@ -383,11 +376,23 @@ static int redirect_add(struct shmfs *fs, pid_t tid, const struct stat *dir, con
 		rc = 1;
 	} else {
 		gone[ngone++] = n; /* no slot (or not to be redirected): unused */
-		rc = rc == 0 ? 0 : -EAGAIN;
 	}
 	pthread_mutex_unlock(&redirect_lock);
 	forget_all(fs, gone, ngone);
 	return rc;
+}
+
+int load_redirect_take(struct shmfs *fs, struct node *n, pid_t tid)
+{
+	struct node *taken = NULL;
+	pthread_mutex_lock(&redirect_lock);
+	for (int i = 0; i < REDIRECT_SLOTS && !taken; i++)
+		if (redirects[i].node == n && redirects[i].tid == tid)
+			taken = redirect_take(&redirects[i]);
+	pthread_mutex_unlock(&redirect_lock);
+	if (taken)
+		inode_forget(fs, taken, 1); /* the slot's reference: the kernel holds its own */
+	return taken != NULL;
 }
 
 int load_lookup(fuse_req_t req, struct node *parent, const char *name)
@@ -411,7 +416,10 @@ int load_lookup(fuse_req_t req, struct node *parent, const char *name)
 	if (!n)
 		return 0;
 	struct fuse_entry_param e = {.ino = inode_number(fs, n)};
-	load_stat(n, &e.attr);
+	if (n->kind == NODE_LOAD)
+		load_stat(n, &e.attr);
+	else
+		view_node_stat(fs, n, &e.attr);
 	e.entry_timeout = 0; /* everyone else's lookups find the view */
 	e.attr_timeout = 0;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
@@ -422,21 +430,13 @@ int load_lookup(fuse_req_t req, struct node *parent, const char *name)
 int load_open_redirected(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	struct shmfs *fs = shmfs_of(req);
-	pid_t tid = fuse_req_ctx(req)->pid;
-	struct node *taken = NULL;
-	pthread_mutex_lock(&redirect_lock);
-	for (int i = 0; i < REDIRECT_SLOTS && !taken; i++)
-		if (redirects[i].node == n && redirects[i].tid == tid)
-			taken = redirect_take(&redirects[i]);
-	pthread_mutex_unlock(&redirect_lock);
 	/* A node being created, or a redirect already taken: the kernel looks
 	 * the name up again and finds the view. */
-	if (!taken)
+	if (!load_redirect_take(fs, n, fuse_req_ctx(req)->pid))
 		return -ESTALE;
 	int rc = handle_attach(req, n, n->stage, 1, fi);
 	if (rc == 0 && fuse_reply_open(req, fi) == -ENOENT)
 		load_release(fs, (struct handle *)(uintptr_t)fi->fh);
-	inode_forget(fs, n, 1); /* the slot's reference: the kernel holds its own */
 	return rc;
 }
 
@@ -507,13 +507,16 @@ int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 		s->look_uid = look.st_uid;
 		s->look_gid = look.st_gid;
 		s->has_look = 1;
-		pthread_mutex_lock(&s->lock);
-		s->refs++; /* the redirect's, given to its node */
-		pthread_mutex_unlock(&s->lock);
-		int rc = redirect_add(shmfs_of(req), tid, &dir, name, s);
-		if (rc == 1) {
-			stage_put(s);
-			return -ESTALE;
+		struct node *own = inode_new_load(&shmfs_of(req)->table);
+		if (own) {
+			pthread_mutex_lock(&s->lock);
+			s->refs++; /* the node's */
+			pthread_mutex_unlock(&s->lock);
+			own->stage = s;
+			if (load_redirect(shmfs_of(req), tid, &dir, name, own) == 1) {
+				stage_put(s);
+				return -ESTALE;
+			}
 		}
 	}
 	/* No redirect (a caller in another PID namespace, no free slot):

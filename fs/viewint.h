@@ -117,6 +117,9 @@ struct view_snap {
 /* A new generation for what lookup probed in P (its frame key, for a
  * stream). NULL when out of memory. */
 struct view_gen *viewgen_new(const struct probe *p);
+/* Give TWIN (inode_view_twin of N) a generation: one no lookup shares.
+ * Returns 0 or -ENOMEM. */
+int viewgen_twin(struct node *n, struct node *twin);
 void viewgen_free(struct view_gen *g);
 /* Whether a lookup may answer with CURRENT for what it found (WANT):
  * called under inode_table.lock. */

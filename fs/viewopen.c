@@ -88,6 +88,54 @@ static void serve(struct handle *h, struct fuse_file_info *fi)
 	fi->keep_cache = !v->private && !v->renewed;
 }
 
+/* A writable open by name gets a node of its own. A view's node is shared
+ * by every program that looks the name up, and one that did may be about
+ * to open it: taking that node (with passthrough the kernel binds one
+ * backing file per node) would turn that open away. So a twin of N is made
+ * (its object and kind, which no lookup answers with), this thread's next
+ * lookup of the name is given the twin (load_redirect), and the open is
+ * answered ESTALE: the kernel looks the name up again and opens the twin.
+ * Returns -ESTALE (redirected) or 0: serve the open on N (a System V view;
+ * a caller in another PID namespace; no slot; or this thread was given a
+ * twin already and came back to N another way, through /proc/PID/fd or
+ * another name of the object). */
+static int give_own_node(fuse_req_t req, struct shmfs *fs, struct node *n)
+{
+	pid_t tid = fuse_req_ctx(req)->pid;
+	char object[NAME_MAX + 1], name[NAME_MAX + 1];
+	if (tid <= 0 || n->shmid >= 0)
+		return 0;
+	int dirfd = inode_object_dir(fs, n, object, sizeof object);
+	if (dirfd < 0)
+		return 0;
+	struct stat dir;
+	int ok = fstat(dirfd, &dir) == 0;
+	close(dirfd);
+	size_t len = strlen(object);
+	const char *suffix = n->variant == VK_IMOD_MRC ? ".mrc" : ".fits";
+	if (n->variant == VK_STREAM_FITS) {
+		ok = ok && isio_is_stream_name(object);
+		if (ok)
+			object[len - strlen(ISIO_SUFFIX)] = '\0';
+	} else if (n->variant != VK_IMOD_MRC && n->variant != VK_IMOD_FITS &&
+		   n->variant != VK_TYPED_FITS) {
+		ok = 0;
+	}
+	if (!ok || (size_t)snprintf(name, sizeof name, "%s%s", object, suffix) >= sizeof name)
+		return 0;
+	int fd = inode_fd(fs, n);
+	int own_fd = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	inode_fd_put(fs, n, fd);
+	struct node *twin = own_fd < 0 ? NULL : inode_view_twin(&fs->table, n, own_fd);
+	if (!twin)
+		return 0;
+	if (viewgen_twin(n, twin) < 0) {
+		inode_forget(fs, twin, 1);
+		return 0;
+	}
+	return load_redirect(fs, tid, &dir, name, twin) == 1 ? -ESTALE : 0;
+}
+
 void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	struct shmfs *fs = shmfs_of(req);
@@ -96,6 +144,11 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, ELOOP); /* links */
 	if (writable && n->variant == VK_CFITSIO_FITS)
 		return (void)fuse_reply_err(req, EROFS); /* CFITSIO's driver writes those */
+	/* The open that follows a redirected lookup takes its twin; any
+	 * other writable open is sent there first. */
+	if (writable && !load_redirect_take(fs, n, fuse_req_ctx(req)->pid) &&
+	    give_own_node(req, fs, n) == -ESTALE)
+		return (void)fuse_reply_err(req, ESTALE);
 	struct handle *h = calloc(1, sizeof *h);
 	struct view_state *v = calloc(1, sizeof *v);
 	if (!h || !v) {

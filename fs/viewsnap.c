@@ -464,6 +464,17 @@ struct view_gen *viewgen_new(const struct probe *p)
 	return g;
 }
 
+int viewgen_twin(struct node *n, struct node *twin)
+{
+	struct view_gen *g = calloc(1, sizeof *g);
+	if (!g)
+		return -ENOMEM;
+	g->keyed = n->gen->keyed;
+	g->table = n->gen->table;
+	twin->gen = g;
+	return 0;
+}
+
 void viewgen_free(struct view_gen *g)
 {
 	free(g);
@@ -594,17 +605,21 @@ int viewgen_open_shared(struct shmfs *fs, struct node *n, struct view_snap **out
 	pthread_mutex_lock(&n->lock);
 	int rc = 0;
 	*renewed = 0;
-	if (g->claimed) {
-		rc = -EBUSY; /* reached through another name of an open's own node */
+	if (g->claimed && g->opens > 0) {
+		/* A writable open took the node after this open's lookup (it
+		 * left the table then): the kernel looks the name up again. */
+		rc = -ESTALE;
 	} else if (!g->snap) {
 		/* A node whose snapshot was dropped (a newer frame took its
-		 * place, or memory was short) was looked up before that, and
-		 * is opened now: it gets the frame the object holds now. The
-		 * kernel's retry of ESTALE is one, and another new frame may
-		 * come before it too. Nothing has the node open or mapped (a
-		 * snapshot is dropped only then), so only its pages cached
-		 * in the kernel must go (*RENEWED). */
+		 * place, or memory was short), or whose writable open has
+		 * closed, was looked up before that, and is opened now: it
+		 * gets the frame the object holds now. The kernel's retry of
+		 * ESTALE is one, and another new frame may come before it
+		 * too. Nothing has the node open or mapped (a snapshot is
+		 * dropped only then, and a mapping holds its open), so only
+		 * its pages cached in the kernel must go (*RENEWED). */
 		*renewed = g->made;
+		g->claimed = 0;
 		rc = gen_make(fs, n, 1, &g->snap);
 		if (rc == 0) {
 			g->made = 1;
@@ -627,7 +642,7 @@ int viewgen_open_private(struct shmfs *fs, struct node *n, int loose_ok, struct 
 	pthread_mutex_lock(&n->lock);
 	int rc = 0;
 	*claimed = 0;
-	if (g->opens > 0 || g->claimed) {
+	if (g->opens > 0) {
 		/* Others read this frame's file: this open needs a node of its
 		 * own. Taken out of the table, the kernel's retry of ESTALE
 		 * finds a fresh one. */
@@ -663,7 +678,7 @@ int viewgen_take_for_copy(struct shmfs *fs, struct node *n)
 	if (!g)
 		return 0;
 	pthread_mutex_lock(&n->lock);
-	int busy = g->opens > 0 || g->claimed;
+	int busy = g->opens > 0;
 	int was_current = inode_view_retire(&fs->table, n);
 	pthread_mutex_unlock(&n->lock);
 	return !busy ? 0 : was_current ? -ESTALE : -EBUSY;

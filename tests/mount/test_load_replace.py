@@ -5,7 +5,8 @@ writeto(overwrite=True) and CFITSIO's "!name" (unlink, then create by the
 same program), rsync and mv (rename of a file onto the view name); rm alone
 still removes the stream; bad files are refused with SOURCE byte for byte
 as it was; eight copies at once each load on their own content, every frame
-whole. Real programs throughout: cp, dd, astropy, a CFITSIO program, rsync,
+whole; programs reading the view as fast as they can meanwhile, or while
+another program writes it through a read-write open, are never turned away. Real programs throughout: cp, dd, astropy, a CFITSIO program, rsync,
 mv."""
 
 import errno
@@ -433,6 +434,28 @@ class ConcurrentTest(ReplaceCase):
         self.assertGreater(reads, 0)
         self.assertEqual((mixed, failed), (0, 0), out + err)
 
+    def tight_readers(self, view, count=3):
+        """COUNT programs reading VIEW in TIGHT_READER's loop, started."""
+        readers = []
+        for _ in range(count):
+            reader = subprocess.Popen(
+                [sys.executable, '-c', TIGHT_READER, self.m(view),
+                 str(self.SHAPE[0] * self.SHAPE[1] * 4)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+            self.defer(lambda reader=reader: (reader.kill(), reader.wait()))
+            self.assertEqual(reader.stdout.readline().strip(), 'ready')
+            readers.append(reader)
+        return readers
+
+    def assert_read_whole(self, readers):
+        """Stop READERS: each read, every open succeeded, every frame whole."""
+        for reader in readers:
+            out, err = reader.communicate(input='\n', timeout=30)
+            reads, *bad = out.split()
+            self.assertGreater(int(reads), 0)
+            self.assertEqual(bad, [], err)
+
     def test_tight_readers_while_eight_cp_load(self):
         """Three programs open, read and close the view as fast as they can
         while the copies load: each open gets a whole frame. An open may
@@ -442,27 +465,31 @@ class ConcurrentTest(ReplaceCase):
         in the reply (which holds the frame's mapping until it returns)."""
         files = self.files()
         ino = self.stream('cam', np.zeros(self.SHAPE, np.float32), cnt0=0)
-        readers = []
-        for _ in range(3):
-            reader = subprocess.Popen(
-                [sys.executable, '-c', TIGHT_READER, self.m('cam.fits'),
-                 str(self.SHAPE[0] * self.SHAPE[1] * 4)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True)
-            self.defer(lambda reader=reader: (reader.kill(), reader.wait()))
-            self.assertEqual(reader.stdout.readline().strip(), 'ready')
-            readers.append(reader)
+        readers = self.tight_readers('cam.fits')
         for r in range(self.TIGHT_ROUNDS):
             procs = [subprocess.Popen(['cp', f, self.m('cam.fits')]) for f in files]
             self.assertEqual([p.wait() for p in procs], [0] * self.N)
-        for reader in readers:
-            out, err = reader.communicate(input='\n', timeout=30)
-            reads, *bad = out.split()
-            self.assertGreater(int(reads), 0)
-            self.assertEqual(bad, [], err)
+        self.assert_read_whole(readers)
         self.assertEqual(os.stat(self.s('cam.im.shm')).st_ino, ino)
         self.assertEqual(isio.read_state(self.s('cam.im.shm'))['cnt0'],
                          self.TIGHT_ROUNDS * self.N)
+
+    def test_tight_readers_while_a_program_writes_the_view(self):
+        """A program opens the view read-write (as astropy's update mode and
+        mrcfile's r+ do), writes a frame and closes it, again and again,
+        while three programs open and read it: every open of both succeeds
+        (the writer's open is given a node of its own, which no reader's
+        lookup can reach), and every write lands as one frame."""
+        ino = self.stream('cam', np.zeros(self.SHAPE, np.float32), cnt0=0)
+        size = self.SHAPE[0] * self.SHAPE[1] * 4
+        readers = self.tight_readers('cam.fits')
+        w = subprocess.run([sys.executable, '-c', FRAME_WRITER, self.m('cam.fits'), str(size),
+                            str(self.TIGHT_ROUNDS)], capture_output=True, text=True, timeout=120)
+        self.assertEqual((w.returncode, w.stdout.strip()), (0, ''), w.stderr)
+        self.assert_read_whole(readers)
+        self.assertEqual(os.stat(self.s('cam.im.shm')).st_ino, ino)
+        self.assertEqual(isio.read_state(self.s('cam.im.shm'))['cnt0'], self.TIGHT_ROUNDS)
+        self.assertEqual(self.frame_values('cam'), {float(self.TIGHT_ROUNDS - 1 + 100)})
 
     def test_eight_writers_onto_a_new_name(self):
         """Opened with O_CREAT | O_TRUNC (no O_EXCL, which cp adds for a name
@@ -527,6 +554,24 @@ while not select.select([sys.stdin], [], [], 0)[0]:
     if len(d) != size or d != d[:4] * (size // 4):
         bad.append('mixed')
 print(n, *bad)
+'''
+
+# Open view argv[1] (argv[2] bytes of big-endian floats) read-write argv[3]
+# times; each time write the pixels all 100 + the round, and close. Print
+# what failed.
+FRAME_WRITER = r'''
+import os, sys
+path, size, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+import numpy as np
+for i in range(rounds):
+    try:
+        fd = os.open(path, os.O_RDWR)
+        data = os.fstat(fd).st_size - size
+        data -= data % 2880
+        os.pwrite(fd, np.full(size // 4, i + 100, '>f4').tobytes(), data)
+        os.close(fd)
+    except OSError as e:
+        print(i, e)
 '''
 
 class PassthroughStagingTest(ReplaceCase):

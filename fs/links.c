@@ -267,7 +267,8 @@ void links_symlink(fuse_req_t req, const char *target, struct node *parent, cons
 	fuse_reply_entry(req, &e);
 }
 
-/* links_rename with the descriptors of PARENT and NEWPARENT at hand. */
+/* links_rename with the descriptors of PARENT and NEWPARENT at hand: 1 (done),
+ * -errno (refused) or 0 (not a link's rename). Does not reply. */
 static int rename_link(fuse_req_t req, int dirfd, const char *name, struct node *newparent,
 		       int newdirfd, const char *newname, unsigned int flags)
 {
@@ -286,13 +287,11 @@ static int rename_link(fuse_req_t req, int dirfd, const char *name, struct node 
 	if (swap_suffix(newname, ".fits", ISIO_SUFFIX, object, sizeof object) < 0 ||
 	    strlen(object) > NAME_MAX ||
 	    swap_suffix(target, ".fits", ISIO_SUFFIX, linktarget, sizeof linktarget) < 0) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return 1;
+		return -ENAMETOOLONG;
 	}
 	if ((flags & RENAME_NOREPLACE) &&
 	    faccessat(newdirfd, object, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-		fuse_reply_err(req, EEXIST);
-		return 1;
+		return -EEXIST;
 	}
 	/* The link with the .im.shm target, made beside and renamed into place,
 	 * so the old link is replaced at once (readers never miss the name). */
@@ -308,11 +307,9 @@ static int rename_link(fuse_req_t req, int dirfd, const char *name, struct node 
 		rc = -errno;
 	if (rc < 0) {
 		unlinkat(newdirfd, tmp, 0);
-		fuse_reply_err(req, -rc);
-		return 1;
+		return rc;
 	}
 	unlinkat(dirfd, name, 0);
-	fuse_reply_err(req, 0);
 	return 1;
 }
 
@@ -327,11 +324,15 @@ int links_rename(fuse_req_t req, struct node *parent, const char *name, struct n
 	int dirfd = inode_fd(fs, parent);
 	int newdirfd = dirfd < 0 ? dirfd : inode_fd(fs, newparent);
 	/* (without them, the plain rename says why) */
-	int done = newdirfd >= 0 &&
-		   rename_link(req, dirfd, name, newparent, newdirfd, newname, flags);
+	int done = newdirfd < 0 ? 0
+				: rename_link(req, dirfd, name, newparent, newdirfd, newname, flags);
 	inode_fd_put(fs, newparent, newdirfd);
 	inode_fd_put(fs, parent, dirfd);
-	return done;
+	/* Answered last: the kernel may forget the directories once it has
+	 * the answer. */
+	if (done)
+		fuse_reply_err(req, done < 0 ? -done : 0);
+	return done != 0;
 }
 
 int links_unlink(fuse_req_t req, struct node *parent, const char *name)

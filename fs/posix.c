@@ -296,20 +296,22 @@ void posix_readlink(fuse_req_t req, struct node *n)
 	fuse_reply_readlink(req, buf);
 }
 
-/* Reply with the entry of object NAME of PARENT (DIRFD), just made by the
+/* Reply with the entry of object NAME of PARENT (DIRFD, given back first:
+ * the kernel may forget PARENT once it has the reply), just made by the
  * caller (RC 0), or with the error RC; undo the object if its entry fails. */
 static void reply_new_entry(fuse_req_t req, struct node *parent, int dirfd, const char *name,
 			    int rc, int isdir)
 {
+	struct shmfs *fs = shmfs_of(req);
 	struct fuse_entry_param e;
-	if (rc == 0)
-		rc = posix_entry(shmfs_of(req), parent, name, &e);
-	else
-		return (void)fuse_reply_err(req, -rc);
-	if (rc < 0) {
-		unlinkat(dirfd, name, isdir ? AT_REMOVEDIR : 0);
-		return (void)fuse_reply_err(req, -rc);
+	if (rc == 0) {
+		rc = posix_entry(fs, parent, name, &e);
+		if (rc < 0)
+			unlinkat(dirfd, name, isdir ? AT_REMOVEDIR : 0);
 	}
+	inode_fd_put(fs, parent, dirfd);
+	if (rc < 0)
+		return (void)fuse_reply_err(req, -rc);
 	fuse_reply_entry(req, &e);
 }
 
@@ -325,7 +327,6 @@ void posix_mknod(fuse_req_t req, struct node *parent, const char *name, mode_t m
 {
 	/* Regular files, FIFOs, sockets, and device nodes for a caller who
 	 * may make them (CAP_MKNOD: root), all as tmpfs has them. */
-	struct shmfs *fs = shmfs_of(req); /* (REQ is gone once answered) */
 	int dirfd = parent_fd(req, parent);
 	int rc = dirfd < 0 ? dirfd : creds_enter(req);
 	if (rc == 0) {
@@ -333,12 +334,10 @@ void posix_mknod(fuse_req_t req, struct node *parent, const char *name, mode_t m
 		creds_leave();
 	}
 	reply_new_entry(req, parent, dirfd, name, rc, 0);
-	inode_fd_put(fs, parent, dirfd);
 }
 
 void posix_mkdir(fuse_req_t req, struct node *parent, const char *name, mode_t mode)
 {
-	struct shmfs *fs = shmfs_of(req); /* (REQ is gone once answered) */
 	int dirfd = parent_fd(req, parent);
 	int rc = dirfd < 0 ? dirfd : creds_enter(req);
 	if (rc == 0) {
@@ -346,7 +345,6 @@ void posix_mkdir(fuse_req_t req, struct node *parent, const char *name, mode_t m
 		creds_leave();
 	}
 	reply_new_entry(req, parent, dirfd, name, rc, 1);
-	inode_fd_put(fs, parent, dirfd);
 }
 
 int posix_symlink_as_caller(fuse_req_t req, const char *target, int dirfd, const char *name)

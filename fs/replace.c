@@ -536,7 +536,8 @@ static int snapshot(int fd, off_t len)
 }
 
 /* replace_rename with the descriptors of PARENT and NEWPARENT at hand:
- * replies and returns 1 when it loads, else 0 (no reply). */
+ * 1 (loaded), -errno (the rename's error) or 0 (no load). Does not
+ * reply. */
 static int rename_load(fuse_req_t req, int dirfd, const char *name, struct node *newparent,
 		       int newdirfd, const char *newname, unsigned int flags)
 {
@@ -584,8 +585,7 @@ static int rename_load(fuse_req_t req, int dirfd, const char *name, struct node 
 	if (rc < 0) {
 		/* Not EINVAL: for rename(2) it means a directory moved into
 		 * itself, and mv says so. */
-		fuse_reply_err(req, rc == -EINVAL ? EBADMSG : -rc);
-		return 1;
+		return rc == -EINVAL ? -EBADMSG : rc;
 	}
 	/* Loaded: the file is gone, as a rename takes it away. */
 	if (unlinkat(dirfd, name, 0) < 0)
@@ -594,7 +594,6 @@ static int rename_load(fuse_req_t req, int dirfd, const char *name, struct node 
 	/* The kernel moves the renamed file's entry to NEWNAME: it must look
 	 * the name up again to find the view. */
 	forget_later(fs, newparent, newname);
-	fuse_reply_err(req, 0);
 	return 1;
 }
 
@@ -609,8 +608,13 @@ int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct
 	int dirfd = inode_fd(fs, parent);
 	int newdirfd = dirfd < 0 ? dirfd : inode_fd(fs, newparent);
 	/* (without them, the plain rename says why) */
-	int done = newdirfd >= 0 && rename_load(req, dirfd, name, newparent, newdirfd, newname, flags);
+	int done = newdirfd < 0 ? 0
+				: rename_load(req, dirfd, name, newparent, newdirfd, newname, flags);
 	inode_fd_put(fs, newparent, newdirfd);
 	inode_fd_put(fs, parent, dirfd);
-	return done;
+	/* Answered last: the kernel may forget the directories once it has
+	 * the answer. */
+	if (done)
+		fuse_reply_err(req, done < 0 ? -done : 0);
+	return done != 0;
 }

@@ -286,32 +286,42 @@ static void set_at(fuse_req_t req, const char *path, const char *name, const cha
 }
 
 /* A path that reaches the object of node N (/proc/self/fd/FD) into PATH:
- * returns FD, given back with inode_fd_put; or -1 once the request is
+ * returns FD, given back with object_done; or -1 once the request is
  * answered: with OTHER if N is no POSIX node, else with why the object
- * cannot be reached. */
-static int object_path(fuse_req_t req, struct node *n, char path[64], int other)
+ * cannot be reached. N is held till object_done: the kernel may forget it
+ * as soon as it has the reply, which comes first. */
+static int object_path(fuse_req_t req, struct node *n, char path[64], int other, int *held)
 {
+	struct shmfs *fs = shmfs_of(req);
 	if (n->kind != NODE_POSIX) {
 		fuse_reply_err(req, other);
 		return -1;
 	}
-	int fd = inode_fd(shmfs_of(req), n);
+	int fd = inode_fd(fs, n);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return -1;
 	}
+	*held = n != &fs->root && inode_ref(&fs->table, n);
 	proc_path(path, fd);
 	return fd;
+}
+
+static void object_done(struct shmfs *fs, struct node *n, int fd, int held)
+{
+	inode_fd_put(fs, n, fd);
+	if (held)
+		inode_forget(fs, n, 1);
 }
 
 void xattr_get(fuse_req_t req, struct node *n, const char *name, size_t size)
 {
 	struct shmfs *fs = shmfs_of(req);
 	char path[64];
-	int fd = object_path(req, n, path, ENODATA);
+	int held, fd = object_path(req, n, path, ENODATA, &held);
 	if (fd >= 0) {
 		get_at(req, path, name, size);
-		inode_fd_put(fs, n, fd);
+		object_done(fs, n, fd, held);
 	}
 }
 
@@ -321,10 +331,10 @@ void xattr_list(fuse_req_t req, struct node *n, size_t size)
 	char path[64];
 	if (n->kind != NODE_POSIX)
 		return xattr_reply_value(req, "", 0, size);
-	int fd = object_path(req, n, path, ENODATA);
+	int held, fd = object_path(req, n, path, ENODATA, &held);
 	if (fd >= 0) {
 		list_at(req, path, size);
-		inode_fd_put(fs, n, fd);
+		object_done(fs, n, fd, held);
 	}
 }
 
@@ -333,10 +343,10 @@ void xattr_set(fuse_req_t req, struct node *n, const char *name, const char *val
 {
 	struct shmfs *fs = shmfs_of(req);
 	char path[64];
-	int fd = object_path(req, n, path, ENOTSUP);
+	int held, fd = object_path(req, n, path, ENOTSUP, &held);
 	if (fd >= 0) {
 		set_at(req, path, name, value, size, flags);
-		inode_fd_put(fs, n, fd);
+		object_done(fs, n, fd, held);
 	}
 }
 
@@ -344,9 +354,9 @@ void xattr_remove(fuse_req_t req, struct node *n, const char *name)
 {
 	struct shmfs *fs = shmfs_of(req);
 	char path[64];
-	int fd = object_path(req, n, path, ENODATA);
+	int held, fd = object_path(req, n, path, ENODATA, &held);
 	if (fd >= 0) {
 		fuse_reply_err(req, removexattr(path, name) < 0 ? errno : 0);
-		inode_fd_put(fs, n, fd);
+		object_done(fs, n, fd, held);
 	}
 }

@@ -11,6 +11,7 @@ mv."""
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 import unittest
@@ -490,6 +491,23 @@ class ConcurrentTest(ReplaceCase):
         self.assertEqual(os.stat(self.s('cam.im.shm')).st_ino, ino)
         self.assertEqual(isio.read_state(self.s('cam.im.shm'))['cnt0'], self.TIGHT_ROUNDS)
         self.assertEqual(self.frame_values('cam'), {float(self.TIGHT_ROUNDS - 1 + 100)})
+
+    def test_tight_readers_while_files_are_renamed_onto_the_view(self):
+        """rsync and mv replace a file by renaming another onto it: each
+        rename loads the stream in place while three programs read the
+        view; every open succeeds (the renamed file's node, which the
+        kernel forgets right after, is not touched after the reply)."""
+        files = self.files()
+        ino = self.stream('cam', np.zeros(self.SHAPE, np.float32), cnt0=0)
+        readers = self.tight_readers('cam.fits')
+        for r in range(self.TIGHT_ROUNDS):
+            tmp = self.m('.cam.fits.part')
+            shutil.copyfile(files[r % self.N], tmp)
+            os.rename(tmp, self.m('cam.fits'))
+        self.assert_read_whole(readers)
+        self.assertEqual(os.stat(self.s('cam.im.shm')).st_ino, ino)
+        self.assertEqual(isio.read_state(self.s('cam.im.shm'))['cnt0'], self.TIGHT_ROUNDS)
+        self.assertEqual(sorted(os.listdir(self.source)), ['cam.im.shm'])
 
     def test_eight_writers_onto_a_new_name(self):
         """Opened with O_CREAT | O_TRUNC (no O_EXCL, which cp adds for a name

@@ -416,10 +416,15 @@ int load_lookup(fuse_req_t req, struct node *parent, const char *name)
 	if (!n)
 		return 0;
 	struct fuse_entry_param e = {.ino = inode_number(fs, n)};
+	int rc = 0;
 	if (n->kind == NODE_LOAD)
 		load_stat(n, &e.attr);
 	else
-		view_node_stat(fs, n, &e.attr);
+		rc = view_node_stat(fs, n, &e.attr);
+	if (rc < 0 && rc != -ESTALE) { /* a view's object gone: the lookup says so */
+		inode_forget(fs, n, 1);
+		return 0;
+	}
 	e.entry_timeout = 0; /* everyone else's lookups find the view */
 	e.attr_timeout = 0;
 	if (fuse_reply_entry(req, &e) == -ENOENT)

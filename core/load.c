@@ -37,6 +37,10 @@
  * stream at once would mix, and two loads creating one name would collide. */
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void load_turn_begin(void) { pthread_mutex_lock(&load_lock); }
+
+void load_turn_end(void) { pthread_mutex_unlock(&load_lock); }
+
 /* Keyword slots: IMG's first NBKW keywords, then unused ('N') slots. */
 static void put_keywords(unsigned char *dst, unsigned nbkw, const struct load_image *img)
 {

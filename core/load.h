@@ -88,6 +88,11 @@ int load_stream(int dirfd, const char *name, const struct load_image *img, uid_t
 /* munmap(ADDR, LEN), done by a thread of its own when LEN is large (a
  * caller that is waited for need not wait for it too). */
 void load_unmap(void *addr, size_t len);
+/* The turn of one writer of frames: loads take it, and so must any other
+ * writer of frames in this process (a view written back), or two frames
+ * written into one object at once would mix. */
+void load_turn_begin(void);
+void load_turn_end(void);
 
 /* Fill the IMOD shared-memory file OBJNAME ("IMODShrMem_KB_NAME") in DIRFD
  * from the MRC file in BYTES: capacity KB x 1024 from the name, IMOD's

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fsload.h"
+#include "load.h"
 #include "log.h"
 #include "passthrough.h"
 #include "sysv.h"
@@ -248,6 +249,7 @@ int view_truncate(struct handle *h, off_t size)
 static int write_frame(struct shmfs *fs, struct node *n, struct view_snap *s)
 {
 	struct probe p;
+	load_turn_begin(); /* not while a load writes a frame into the object */
 	int rc = probe_node(fs, n, O_RDWR, 0, &p);
 	if (rc == 0 && (p.type != s->image.type || p.nelement != s->image.nelement ||
 			p.format != s->image.format)) {
@@ -275,6 +277,7 @@ static int write_frame(struct shmfs *fs, struct node *n, struct view_snap *s)
 	}
 	if (data_fd >= 0 && data_fd != p.fd)
 		close(data_fd);
+	load_turn_end();
 	if (rc < 0 && rc != -EIO)
 		shm_log(SHM_LOG_WARN, "%s: writing its view back failed (%s)", p.name,
 			strerror(-rc));

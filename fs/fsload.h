@@ -29,6 +29,11 @@ int load_redirect(struct shmfs *fs, pid_t tid, const struct stat *dir, const cha
 /* Whether N is the node thread TID was given (the open that follows the
  * redirected lookup): it is then taken out of the list. */
 int load_redirect_take(struct shmfs *fs, struct node *n, pid_t tid);
+/* The redirect of load_open_trunc alone, for a copy's open that reached
+ * another node than the view N (a file renamed onto the view, whose entry
+ * the kernel still had): -ESTALE when the thread's next lookup gets the
+ * copy's own node, else 0 or -errno. */
+int load_trunc_redirect(fuse_req_t req, struct node *n);
 /* LOOKUP of NAME in PARENT by a thread given a node of its own for it:
  * reply with that node and return 1; else return 0 (no reply). */
 int load_lookup(fuse_req_t req, struct node *parent, const char *name);
@@ -93,6 +98,13 @@ int replace_hidden(struct shmfs *fs, struct node *dir, const char *name);
  * grace: gone from the mount, as if removed, unless its program creates
  * the view again. */
 int replace_set_aside(struct shmfs *fs, const struct stat *st);
+/* An open of POSIX node N (FLAGS) that is answered ESTALE, its object
+ * gone: if that was a file renamed onto a view name just now (the kernel
+ * keeps the file's node under that name until told to forget it) and the
+ * open writes, the thread's next lookup of the name is given the node the
+ * open would get at the view (a copy's, or a writable open's own), so the
+ * kernel's one retry succeeds. */
+void replace_moved_open(fuse_req_t req, struct node *n, int flags);
 /* Drop the objects set aside in DIR from listing SNAPSHOT. */
 void replace_filter(struct shmfs *fs, struct node *dir, void *snapshot);
 

@@ -445,9 +445,14 @@ int load_open_redirected(fuse_req_t req, struct node *n, struct fuse_file_info *
 	return rc;
 }
 
-int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+/* The stage of a copy onto view N (*OUT), and the copy's own node for it,
+ * to which the thread's next lookup of the view's name is redirected:
+ * -ESTALE (redirected: the kernel looks again), 0 (no redirect: stage the
+ * copy in place), or another -errno (*OUT NULL). */
+static int trunc_redirect(fuse_req_t req, struct node *n, struct load_stage **out)
 {
 	char object[NAME_MAX + 1], objpath[PATH_MAX], path[64];
+	*out = NULL;
 	/* The object's directory, from the path of a descriptor of it. */
 	int ofd = inode_fd(shmfs_of(req), n);
 	if (ofd < 0)
@@ -524,10 +529,29 @@ int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 			}
 		}
 	}
+	*out = s;
+	return 0;
+}
+
+int load_trunc_redirect(fuse_req_t req, struct node *n)
+{
+	struct load_stage *s;
+	int rc = trunc_redirect(req, n, &s);
+	if (s)
+		stage_put(s);
+	return rc;
+}
+
+int load_open_trunc(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	struct load_stage *s;
+	int rc = trunc_redirect(req, n, &s);
+	if (rc < 0)
+		return rc;
 	/* No redirect (a caller in another PID namespace, no free slot):
 	 * staged through the daemon on the view's node, if nobody else
 	 * reads it. */
-	int rc = viewgen_take_for_copy(shmfs_of(req), n);
+	rc = viewgen_take_for_copy(shmfs_of(req), n);
 	if (rc < 0) {
 		stage_put(s);
 		return rc;

@@ -498,10 +498,13 @@ static int open_object(fuse_req_t req, struct node *n, struct fuse_file_info *fi
 void posix_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	int fd = fd_keep(open_object(req, n, fi), "an open");
+	if (fd == -ESTALE)
+		replace_moved_open(req, n, fi->flags);
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
 	struct stat st;
 	if (fstat(fd, &st) == 0 && (st.st_nlink == 0 || replace_set_aside(shmfs_of(req), &st))) {
+		replace_moved_open(req, n, fi->flags);
 		/* Removed (or set aside for a grace: removed through its view)
 		 * while the kernel had its name cached: ESTALE makes the kernel
 		 * look the name up again (and find the object now there: a

@@ -81,6 +81,9 @@ struct forget {
 /* Entries are freed (and their descriptors closed) by the worker alone,
  * which polls their pidfds without the lock. Lock order: node locks, then
  * this lock; no system call that may wait on the kernel is made under it. */
+#define MOVED_SLOTS 16
+#define MOVED_SECONDS 1
+
 struct replace_state {
 	pthread_mutex_t lock;
 	struct unlinked *unlinked;  /* lock */
@@ -93,6 +96,15 @@ struct replace_state {
 	pthread_t worker;
 	struct fuse_session *se;
 	struct timespec grace;
+	/* Files just renamed onto a view name (lock): the kernel keeps the
+	 * file's node under that name until it is told to forget it. */
+	struct moved {
+		dev_t dev;          /* the file renamed (gone now) */
+		ino_t ino;
+		struct node *dir;   /* a reference; NULL: a free slot */
+		char name[NAME_MAX + 1];
+		struct timespec until; /* CLOCK_MONOTONIC */
+	} moved[MOVED_SLOTS];
 };
 
 #define POLL_MAX 64 /* pidfds watched at once; more wait for their grace */
@@ -294,6 +306,9 @@ void replace_finish(struct shmfs *fs)
 		r->forgets = f->next;
 		free(f);
 	}
+	for (int i = 0; i < MOVED_SLOTS; i++)
+		if (r->moved[i].dir)
+			inode_forget(fs, r->moved[i].dir, 1);
 	close(r->wakefd);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
@@ -517,6 +532,74 @@ void replace_filter(struct shmfs *fs, struct node *dir, void *snapshot)
 
 /* A copy of file FD (LEN bytes) in a memfd of the daemon's own, which
  * nobody else can shrink while the loader reads it. Returns it or -errno. */
+/* File ST was renamed onto view NEWNAME of DIR (and is gone): remember
+ * it for MOVED_SECONDS. */
+static void moved_add(struct shmfs *fs, const struct stat *st, struct node *dir,
+		      const char *name)
+{
+	struct replace_state *r = fs->replace;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!r || !inode_ref(&fs->table, dir))
+		return;
+	pthread_mutex_lock(&r->lock);
+	struct moved *slot = &r->moved[0];
+	for (int i = 0; i < MOVED_SLOTS; i++) {
+		struct moved *m = &r->moved[i];
+		if (!m->dir || m->until.tv_sec < slot->until.tv_sec ||
+		    (m->until.tv_sec == slot->until.tv_sec && m->until.tv_nsec < slot->until.tv_nsec))
+			slot = m;
+		if (!m->dir)
+			break;
+	}
+	struct node *old = slot->dir; /* the oldest goes */
+	*slot = (struct moved){st->st_dev, st->st_ino, dir, "", now};
+	slot->until.tv_sec += MOVED_SECONDS;
+	snprintf(slot->name, sizeof slot->name, "%s", name);
+	pthread_mutex_unlock(&r->lock);
+	if (old)
+		inode_forget(fs, old, 1);
+}
+
+void replace_moved_open(fuse_req_t req, struct node *n, int flags)
+{
+	struct shmfs *fs = shmfs_of(req);
+	struct replace_state *r = fs->replace;
+	if (!r || (flags & O_ACCMODE) == O_RDONLY)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	struct node *dir = NULL;
+	char name[NAME_MAX + 1];
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < MOVED_SLOTS && !dir; i++) {
+		struct moved *m = &r->moved[i];
+		if (m->dir && m->dev == n->dev && m->ino == n->ino &&
+		    (now.tv_sec < m->until.tv_sec ||
+		     (now.tv_sec == m->until.tv_sec && now.tv_nsec < m->until.tv_nsec)) &&
+		    inode_ref(&fs->table, m->dir)) {
+			dir = m->dir;
+			snprintf(name, sizeof name, "%s", m->name);
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!dir)
+		return;
+	struct fuse_entry_param e;
+	if (view_entry(fs, dir, name, &e) == 0) {
+		struct node *v = inode_node(fs, e.ino);
+		if (v->kind == NODE_VIEW && v->gen) {
+			if ((flags & O_TRUNC) &&
+			    (v->variant == VK_STREAM_FITS || v->variant == VK_IMOD_MRC))
+				load_trunc_redirect(req, v);
+			else
+				view_writer_redirect(req, v);
+		}
+		inode_forget(fs, v, 1);
+	}
+	inode_forget(fs, dir, 1);
+}
+
 static int snapshot(int fd, off_t len)
 {
 	int copy = memfd_create("shmfs-rename", MFD_CLOEXEC);
@@ -592,7 +675,9 @@ static int rename_load(fuse_req_t req, int dirfd, const char *name, struct node 
 		shm_log(SHM_LOG_WARN, "%s: loaded, but %s could not be removed: %s", label, name,
 			strerror(errno));
 	/* The kernel moves the renamed file's entry to NEWNAME: it must look
-	 * the name up again to find the view. */
+	 * the name up again to find the view. Until it is told to, an open
+	 * through that entry reaches the file's node (moved_open). */
+	moved_add(fs, &st, newparent, newname);
 	forget_later(fs, newparent, newname);
 	return 1;
 }

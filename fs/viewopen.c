@@ -137,6 +137,11 @@ static int give_own_node(fuse_req_t req, struct shmfs *fs, struct node *n)
 	return load_redirect(fs, tid, &dir, name, twin) == 1 ? -ESTALE : 0;
 }
 
+int view_writer_redirect(fuse_req_t req, struct node *n)
+{
+	return give_own_node(req, shmfs_of(req), n);
+}
+
 void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	struct shmfs *fs = shmfs_of(req);

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import unittest
 
 import numpy as np
@@ -435,13 +436,14 @@ class ConcurrentTest(ReplaceCase):
         self.assertGreater(reads, 0)
         self.assertEqual((mixed, failed), (0, 0), out + err)
 
-    def tight_readers(self, view, count=3):
-        """COUNT programs reading VIEW in TIGHT_READER's loop, started."""
+    def tight_readers(self, view, count=3, how=()):
+        """COUNT programs reading VIEW in TIGHT_READER's loop, started (the
+        first len(HOW) with those arguments)."""
         readers = []
-        for _ in range(count):
+        for i in range(count):
             reader = subprocess.Popen(
                 [sys.executable, '-c', TIGHT_READER, self.m(view),
-                 str(self.SHAPE[0] * self.SHAPE[1] * 4)],
+                 str(self.SHAPE[0] * self.SHAPE[1] * 4), *how[i:i + 1]],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True)
             self.defer(lambda reader=reader: (reader.kill(), reader.wait()))
@@ -509,6 +511,49 @@ class ConcurrentTest(ReplaceCase):
         self.assertEqual(isio.read_state(self.s('cam.im.shm'))['cnt0'], self.TIGHT_ROUNDS)
         self.assertEqual(sorted(os.listdir(self.source)), ['cam.im.shm'])
 
+    def test_every_way_at_once(self):
+        """While three programs read the view (one through mappings), one
+        writes it through read-write opens, one renames files onto it and
+        four copy onto it at once, again and again: every open, rename and
+        copy succeeds and every frame is whole. The frames written back and
+        those loaded take turns (they mixed before); an open that reaches
+        the file just renamed onto the name (the kernel keeps its entry
+        until told to forget it) is sent where an open of the view would
+        go, so the kernel's one retry finds it."""
+        files = self.files()
+        size = self.SHAPE[0] * self.SHAPE[1] * 4
+        ino = self.stream('cam', np.zeros(self.SHAPE, np.float32), cnt0=0)
+        readers = self.tight_readers('cam.fits', how=('mmap',))
+        writer = subprocess.Popen([sys.executable, '-c', FRAME_WRITER, self.m('cam.fits'),
+                                   str(size), str(self.TIGHT_ROUNDS)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.defer(lambda: (writer.kill(), writer.wait()))
+        failed = []
+
+        def rename_onto_view():
+            for r in range(self.TIGHT_ROUNDS):
+                tmp = self.m('.cam.fits.part')
+                shutil.copyfile(files[r % self.N], tmp)
+                try:
+                    os.rename(tmp, self.m('cam.fits'))
+                except OSError as e:
+                    failed.append(('rename', r, e.strerror))
+
+        renamer = threading.Thread(target=rename_onto_view)
+        renamer.start()
+        for r in range(self.TIGHT_ROUNDS // 4):
+            procs = [subprocess.Popen(['cp', f, self.m('cam.fits')], stderr=subprocess.PIPE,
+                                      text=True) for f in files[:4]]
+            failed += [('cp', r, p.communicate()[1]) for p in procs if p.wait()]
+        renamer.join()
+        out, err = writer.communicate(timeout=120)
+        self.assertEqual((writer.returncode, out.strip()), (0, ''), err)
+        self.assertEqual(failed, [])
+        self.assert_read_whole(readers)
+        self.assertEqual(os.stat(self.s('cam.im.shm')).st_ino, ino)
+        self.assertEqual(isio.read_state(self.s('cam.im.shm'))['cnt0'],
+                         self.TIGHT_ROUNDS * 2 + self.TIGHT_ROUNDS // 4 * 4)
+
     def test_eight_writers_onto_a_new_name(self):
         """Opened with O_CREAT | O_TRUNC (no O_EXCL, which cp adds for a name
         it found missing and which fails on any filesystem when another
@@ -549,17 +594,22 @@ print(reads, mixed, failed)
 '''
 
 
-# Open, read whole and close view argv[1] (a float image of argv[2] data
-# bytes, all one value) until a line comes on stdin; print the reads, then
-# what went wrong (an errno, or "mixed").
+# Open, read whole (argv[3] "mmap": through a mapping) and close view
+# argv[1] (a float image of argv[2] data bytes, all one value) until a line
+# comes on stdin; print the reads, then what went wrong (an errno, or
+# "mixed").
 TIGHT_READER = r'''
-import select, sys
+import mmap, select, sys
 n, size, bad = 0, int(sys.argv[2]), []
 print('ready', flush=True)
 while not select.select([sys.stdin], [], [], 0)[0]:
     try:
         with open(sys.argv[1], 'rb') as f:
-            b = f.read()
+            if sys.argv[3:] == ['mmap']:
+                with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+                    b = m[:]
+            else:
+                b = f.read()
     except OSError as e:
         print(e, file=sys.stderr)
         bad.append(str(e.errno))

@@ -209,8 +209,9 @@ struct node *inode_find_view(struct inode_table *t, dev_t dev, ino_t ino, uint32
 /* View node N is no longer its view's current node (a writable open owns
  * it): later lookups make a fresh node. Returns whether it was current. */
 int inode_view_retire(struct inode_table *t, struct node *n);
-/* A new node of view node N's object and kind (open as FD, adopted), with
- * one reference, which no lookup answers with; NULL when that fails. */
+/* A new node of view node N's object and kind (open as FD, adopted; -1
+ * for a segment's view), with one reference, which no lookup answers
+ * with; NULL when that fails. */
 struct node *inode_view_twin(struct inode_table *t, struct node *n, int fd);
 /* The path that reopens descriptor FD (an O_PATH one, say) with real access
  * modes: "/proc/self/fd/FD". */

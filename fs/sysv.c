@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "fsload.h"
 #include "fsview.h"
 #include "passthrough.h"
 #include "sysv.h"
@@ -188,6 +189,8 @@ int sysv_entry(fuse_req_t req, const char *name, struct fuse_entry_param *e)
 void sysv_dir_lookup(fuse_req_t req, const char *name)
 {
 	struct fuse_entry_param e;
+	if (load_lookup(req, &shmfs_of(req)->sysv_dir, name)) /* a writable open's own view */
+		return;
 	int rc = sysv_entry(req, name, &e);
 	if (rc == -ENOENT)
 		rc = sysvview_entry(shmfs_of(req), name, &e);

@@ -100,17 +100,16 @@ static void serve(struct handle *h, struct fuse_file_info *fi)
  * a caller in another PID namespace; no slot; or this thread was given a
  * twin already and came back to N another way, through /proc/PID/fd or
  * another name of the object). */
-static int give_own_node(fuse_req_t req, struct shmfs *fs, struct node *n)
+/* Where the kernel looks up view N of a POSIX object: its directory
+ * (*DIR: device and inode) and NAME. 0, or -1 when that cannot be told. */
+static int posix_view_place(struct shmfs *fs, struct node *n, struct stat *dir,
+			    char name[NAME_MAX + 1])
 {
-	pid_t tid = fuse_req_ctx(req)->pid;
-	char object[NAME_MAX + 1], name[NAME_MAX + 1];
-	if (tid <= 0 || n->shmid >= 0)
-		return 0;
+	char object[NAME_MAX + 1];
 	int dirfd = inode_object_dir(fs, n, object, sizeof object);
 	if (dirfd < 0)
-		return 0;
-	struct stat dir;
-	int ok = fstat(dirfd, &dir) == 0;
+		return -1;
+	int ok = fstat(dirfd, dir) == 0;
 	close(dirfd);
 	size_t len = strlen(object);
 	const char *suffix = n->variant == VK_IMOD_MRC ? ".mrc" : ".fits";
@@ -122,12 +121,57 @@ static int give_own_node(fuse_req_t req, struct shmfs *fs, struct node *n)
 		   n->variant != VK_TYPED_FITS) {
 		ok = 0;
 	}
-	if (!ok || (size_t)snprintf(name, sizeof name, "%s%s", object, suffix) >= sizeof name)
+	return ok && (size_t)snprintf(name, NAME_MAX + 1, "%s%s", object, suffix) <= NAME_MAX
+		       ? 0
+		       : -1;
+}
+
+/* The same for the view of a typed System V segment: its canonical name in
+ * the sysv directory. */
+static int sysv_view_place(struct shmfs *fs, struct node *n, struct stat *dir,
+			   char name[NAME_MAX + 1])
+{
+	struct sysv_seg seg = {.shmid = n->shmid};
+	char base[SYSV_NAME_MAX];
+	if (n->variant != VK_SYSV_TYPED_FITS || sysv_stat(&seg) < 0)
+		return -1;
+	sysv_name_format(base, seg.ds.shm_perm.__key, n->shmid);
+	dir->st_dev = fs->sysv_dir.dev;
+	dir->st_ino = fs->sysv_dir.ino;
+	return (size_t)snprintf(name, NAME_MAX + 1, "%s.fits", base) <= NAME_MAX ? 0 : -1;
+}
+
+/* A writable open by name gets a node of its own. A view's node is shared
+ * by every program that looks the name up, and one that did may be about
+ * to open it: taking that node (with passthrough the kernel binds one
+ * backing file per node) would turn that open away. So a twin of N is made
+ * (its object and kind, which no lookup answers with), this thread's next
+ * lookup of the name is given the twin (load_redirect), and the open is
+ * answered ESTALE: the kernel looks the name up again and opens the twin.
+ * Returns -ESTALE (redirected) or 0: serve the open on N (a caller in
+ * another PID namespace; no slot; or this thread was given a twin already
+ * and came back to N another way, through /proc/PID/fd or another name of
+ * the object). */
+static int give_own_node(fuse_req_t req, struct shmfs *fs, struct node *n)
+{
+	pid_t tid = fuse_req_ctx(req)->pid;
+	char name[NAME_MAX + 1];
+	struct stat dir;
+	struct node *twin = NULL;
+	if (tid <= 0)
 		return 0;
-	int fd = inode_fd(fs, n);
-	int own_fd = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	inode_fd_put(fs, n, fd);
-	struct node *twin = own_fd < 0 ? NULL : inode_view_twin(&fs->table, n, own_fd);
+	if (n->shmid >= 0) {
+		if (sysv_view_place(fs, n, &dir, name) < 0)
+			return 0;
+		twin = inode_view_twin(&fs->table, n, -1);
+	} else {
+		if (posix_view_place(fs, n, &dir, name) < 0)
+			return 0;
+		int fd = inode_fd(fs, n);
+		int own_fd = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		inode_fd_put(fs, n, fd);
+		twin = own_fd < 0 ? NULL : inode_view_twin(&fs->table, n, own_fd);
+	}
 	if (!twin)
 		return 0;
 	if (viewgen_twin(n, twin) < 0) {

@@ -8,6 +8,8 @@ shows of every kind of segment."""
 import errno
 import os
 import re
+import subprocess
+import sys
 import unittest
 
 import numpy as np
@@ -415,6 +417,59 @@ class SysvTypedTest(TypedCase):
         self.assertTrue(wait_until(lambda: not os.path.exists(seg + '.fits'), 3))
         self.make_segment('0x00004321', a, size=100)      # a new segment, same key
         self.assertFalse(os.path.exists(seg + '.fits'), 'a new segment has no layout')
+
+    def test_writable_opens_while_programs_read_the_view(self):
+        """A program writes the view of a typed segment through read-write
+        opens while three programs open and read it as fast as they can:
+        every open of all of them succeeds (the writer's open is given a
+        node of its own, under the segment's one name, as for POSIX
+        views). A segment has no frame counter: what a reader copies while
+        a frame is written back may be part old, part new."""
+        a = np.zeros((128, 256), np.float32)
+        seg = self.make_segment('0x00001234', a, 0, a.nbytes)
+        self.setfattr(seg, 'type', 'FLOAT')
+        self.setfattr(seg, 'shape', '256,128')
+        view = seg + '.fits'
+        readers = []
+        for _ in range(3):
+            reader = subprocess.Popen([sys.executable, '-c', READER, view], text=True,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.defer(lambda reader=reader: (reader.kill(), reader.wait()))
+            self.assertEqual(reader.stdout.readline().strip(), 'ready')
+            readers.append(reader)
+        hlen = isio.fits_header_cards(self.read(view))[0]
+        failed = []
+        for i in range(100):
+            try:
+                with open(view, 'r+b', buffering=0) as f:
+                    f.seek(hlen)
+                    f.write(np.full(a.shape, i, '>f4').tobytes())
+            except OSError as e:
+                failed.append((i, e.strerror))
+        self.assertEqual(failed, [])
+        for reader in readers:
+            reads, *bad = reader.communicate(input='\n', timeout=30)[0].split()
+            self.assertGreater(int(reads), 0)
+            self.assertEqual(bad, [])
+        self.assertEqual(self.sysvtool('read', '0x00001234', '0', str(a.nbytes), text=False),
+                         np.full(a.shape, 99, np.float32).tobytes())
+
+
+# Open, read whole and close argv[1] until a line comes on stdin; print the
+# reads, then the errnos of the opens and reads that failed.
+READER = r'''
+import select, sys
+n, bad = 0, []
+print('ready', flush=True)
+while not select.select([sys.stdin], [], [], 0)[0]:
+    try:
+        with open(sys.argv[1], 'rb') as f:
+            f.read()
+        n += 1
+    except OSError as e:
+        bad.append(str(e.errno))
+print(n, *bad)
+'''
 
 
 if __name__ == '__main__':

@@ -81,8 +81,8 @@ void viewgen_node_free(struct node *n);
 /* viewopen.c: opens of views (each one the file of one frame). */
 void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi);
 /* What a writable open of view N by name does first: give the thread's
- * next lookup of the name a node of N's object of its own (viewopen.c).
- * Returns -ESTALE when it did, else 0. */
+ * next lookup of the name a node of N's object of its own (see viewopen.c).
+ * Returns -ESTALE when it did, else 0 (serve the open on N). */
 int view_writer_redirect(fuse_req_t req, struct node *n);
 void view_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void view_write(fuse_req_t req, struct handle *h, const char *buf, size_t size, off_t off);

@@ -530,31 +530,26 @@ void replace_filter(struct shmfs *fs, struct node *dir, void *snapshot)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* A copy of file FD (LEN bytes) in a memfd of the daemon's own, which
- * nobody else can shrink while the loader reads it. Returns it or -errno. */
 /* File ST was renamed onto view NEWNAME of DIR (and is gone): remember
  * it for MOVED_SECONDS. */
 static void moved_add(struct shmfs *fs, const struct stat *st, struct node *dir,
 		      const char *name)
 {
 	struct replace_state *r = fs->replace;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (!r || !inode_ref(&fs->table, dir))
 		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&r->lock);
+	/* A free slot, else the one that runs out first. */
 	struct moved *slot = &r->moved[0];
-	for (int i = 0; i < MOVED_SLOTS; i++) {
-		struct moved *m = &r->moved[i];
-		if (!m->dir || m->until.tv_sec < slot->until.tv_sec ||
-		    (m->until.tv_sec == slot->until.tv_sec && m->until.tv_nsec < slot->until.tv_nsec))
-			slot = m;
-		if (!m->dir)
-			break;
-	}
-	struct node *old = slot->dir; /* the oldest goes */
-	*slot = (struct moved){st->st_dev, st->st_ino, dir, "", now};
-	slot->until.tv_sec += MOVED_SECONDS;
+	for (int i = 1; i < MOVED_SLOTS && slot->dir; i++)
+		if (!r->moved[i].dir ||
+		    ms_until(&r->moved[i].until, &now) < ms_until(&slot->until, &now))
+			slot = &r->moved[i];
+	struct node *old = slot->dir;
+	*slot = (struct moved){st->st_dev, st->st_ino, dir, "",
+			       deadline_after((struct timespec){MOVED_SECONDS, 0})};
 	snprintf(slot->name, sizeof slot->name, "%s", name);
 	pthread_mutex_unlock(&r->lock);
 	if (old)
@@ -574,9 +569,7 @@ void replace_moved_open(fuse_req_t req, struct node *n, int flags)
 	pthread_mutex_lock(&r->lock);
 	for (int i = 0; i < MOVED_SLOTS && !dir; i++) {
 		struct moved *m = &r->moved[i];
-		if (m->dir && m->dev == n->dev && m->ino == n->ino &&
-		    (now.tv_sec < m->until.tv_sec ||
-		     (now.tv_sec == m->until.tv_sec && now.tv_nsec < m->until.tv_nsec)) &&
+		if (m->dir && m->dev == n->dev && m->ino == n->ino && ms_until(&m->until, &now) > 0 &&
 		    inode_ref(&fs->table, m->dir)) {
 			dir = m->dir;
 			snprintf(name, sizeof name, "%s", m->name);
@@ -600,6 +593,8 @@ void replace_moved_open(fuse_req_t req, struct node *n, int flags)
 	inode_forget(fs, dir, 1);
 }
 
+/* A copy of file FD (LEN bytes) in a memfd of the daemon's own, which
+ * nobody else can shrink while the loader reads it. Returns it or -errno. */
 static int snapshot(int fd, off_t len)
 {
 	int copy = memfd_create("shmfs-rename", MFD_CLOEXEC);

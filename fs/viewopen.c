@@ -89,17 +89,6 @@ static void serve(struct handle *h, struct fuse_file_info *fi)
 	fi->keep_cache = !v->private && !v->renewed;
 }
 
-/* A writable open by name gets a node of its own. A view's node is shared
- * by every program that looks the name up, and one that did may be about
- * to open it: taking that node (with passthrough the kernel binds one
- * backing file per node) would turn that open away. So a twin of N is made
- * (its object and kind, which no lookup answers with), this thread's next
- * lookup of the name is given the twin (load_redirect), and the open is
- * answered ESTALE: the kernel looks the name up again and opens the twin.
- * Returns -ESTALE (redirected) or 0: serve the open on N (a System V view;
- * a caller in another PID namespace; no slot; or this thread was given a
- * twin already and came back to N another way, through /proc/PID/fd or
- * another name of the object). */
 /* Where the kernel looks up view N of a POSIX object: its directory
  * (*DIR: device and inode) and NAME. 0, or -1 when that cannot be told. */
 static int posix_view_place(struct shmfs *fs, struct node *n, struct stat *dir,
@@ -152,8 +141,9 @@ static int sysv_view_place(struct shmfs *fs, struct node *n, struct stat *dir,
  * another PID namespace; no slot; or this thread was given a twin already
  * and came back to N another way, through /proc/PID/fd or another name of
  * the object). */
-static int give_own_node(fuse_req_t req, struct shmfs *fs, struct node *n)
+int view_writer_redirect(fuse_req_t req, struct node *n)
 {
+	struct shmfs *fs = shmfs_of(req);
 	pid_t tid = fuse_req_ctx(req)->pid;
 	char name[NAME_MAX + 1];
 	struct stat dir;
@@ -181,11 +171,6 @@ static int give_own_node(fuse_req_t req, struct shmfs *fs, struct node *n)
 	return load_redirect(fs, tid, &dir, name, twin) == 1 ? -ESTALE : 0;
 }
 
-int view_writer_redirect(fuse_req_t req, struct node *n)
-{
-	return give_own_node(req, shmfs_of(req), n);
-}
-
 void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 {
 	struct shmfs *fs = shmfs_of(req);
@@ -197,7 +182,7 @@ void view_open(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
 	/* The open that follows a redirected lookup takes its twin; any
 	 * other writable open is sent there first. */
 	if (writable && !load_redirect_take(fs, n, fuse_req_ctx(req)->pid) &&
-	    give_own_node(req, fs, n) == -ESTALE)
+	    view_writer_redirect(req, n) == -ESTALE)
 		return (void)fuse_reply_err(req, ESTALE);
 	struct handle *h = calloc(1, sizeof *h);
 	struct view_state *v = calloc(1, sizeof *v);

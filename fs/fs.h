@@ -244,6 +244,16 @@ void inode_fd_put(struct shmfs *fs, struct node *n, int fd);
 int name_absent(int dirfd, const char *name);
 /* The same in directory node DIR; 0 when no descriptor of it can be had. */
 int inode_name_absent(struct shmfs *fs, struct node *dir, const char *name);
+/* A rename the daemon carries out itself (a stream link's, or a file's
+ * loaded into a view): AT, with the descriptors of PARENT and NEWPARENT,
+ * returns 1 (done), -errno (refused) or 0 (not its kind; or without the
+ * descriptors, the plain rename says why), and does not answer. The
+ * descriptors are given back before the answer: the kernel may forget the
+ * directories once it has it. Returns whether the request was answered. */
+int rename_in_dirs(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
+		   const char *newname, unsigned int flags,
+		   int (*at)(fuse_req_t req, int dirfd, const char *name, struct node *newparent,
+			     int newdirfd, const char *newname, unsigned int flags));
 /* N's object opened anew with FLAGS (O_RDONLY, O_RDWR, O_TRUNC, O_NONBLOCK,
  * ...; O_CLOEXEC is added): the caller's descriptor, or -errno as for
  * inode_fd. Never inside a creds scope. */

@@ -464,6 +464,22 @@ int inode_name_absent(struct shmfs *fs, struct node *dir, const char *name)
 	return absent;
 }
 
+int rename_in_dirs(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
+		   const char *newname, unsigned int flags,
+		   int (*at)(fuse_req_t req, int dirfd, const char *name, struct node *newparent,
+			     int newdirfd, const char *newname, unsigned int flags))
+{
+	struct shmfs *fs = shmfs_of(req);
+	int dirfd = inode_fd(fs, parent);
+	int newdirfd = dirfd < 0 ? dirfd : inode_fd(fs, newparent);
+	int done = newdirfd < 0 ? 0 : at(req, dirfd, name, newparent, newdirfd, newname, flags);
+	inode_fd_put(fs, newparent, newdirfd);
+	inode_fd_put(fs, parent, dirfd);
+	if (done)
+		fuse_reply_err(req, done < 0 ? -done : 0);
+	return done != 0;
+}
+
 void inode_fd_put(struct shmfs *fs, struct node *n, int fd)
 {
 	struct inode_table *t = &fs->table;

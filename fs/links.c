@@ -320,19 +320,7 @@ int links_rename(fuse_req_t req, struct node *parent, const char *name, struct n
 	 * over the old one: a link spelled with .fits arrives here. */
 	if ((flags & RENAME_EXCHANGE) || !ends_with(newname, ".fits"))
 		return 0;
-	struct shmfs *fs = shmfs_of(req);
-	int dirfd = inode_fd(fs, parent);
-	int newdirfd = dirfd < 0 ? dirfd : inode_fd(fs, newparent);
-	/* (without them, the plain rename says why) */
-	int done = newdirfd < 0 ? 0
-				: rename_link(req, dirfd, name, newparent, newdirfd, newname, flags);
-	inode_fd_put(fs, newparent, newdirfd);
-	inode_fd_put(fs, parent, dirfd);
-	/* Answered last: the kernel may forget the directories once it has
-	 * the answer. */
-	if (done)
-		fuse_reply_err(req, done < 0 ? -done : 0);
-	return done != 0;
+	return rename_in_dirs(req, parent, name, newparent, newname, flags, rename_link);
 }
 
 int links_unlink(fuse_req_t req, struct node *parent, const char *name)

@@ -680,21 +680,9 @@ static int rename_load(fuse_req_t req, int dirfd, const char *name, struct node 
 int replace_rename(fuse_req_t req, struct node *parent, const char *name, struct node *newparent,
 		   const char *newname, unsigned int flags)
 {
-	struct shmfs *fs = shmfs_of(req);
 	char stem[NAME_MAX + 1];
 	int imod;
 	if ((flags & RENAME_EXCHANGE) || !load_target(newname, stem, sizeof stem, &imod))
 		return 0;
-	int dirfd = inode_fd(fs, parent);
-	int newdirfd = dirfd < 0 ? dirfd : inode_fd(fs, newparent);
-	/* (without them, the plain rename says why) */
-	int done = newdirfd < 0 ? 0
-				: rename_load(req, dirfd, name, newparent, newdirfd, newname, flags);
-	inode_fd_put(fs, newparent, newdirfd);
-	inode_fd_put(fs, parent, dirfd);
-	/* Answered last: the kernel may forget the directories once it has
-	 * the answer. */
-	if (done)
-		fuse_reply_err(req, done < 0 ? -done : 0);
-	return done != 0;
+	return rename_in_dirs(req, parent, name, newparent, newname, flags, rename_load);
 }
